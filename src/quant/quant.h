@@ -1,0 +1,62 @@
+/* Every tensor type in one place: block layouts, scalar reference
+ * (de)quantization and dot products, and the fast kernels chosen once from
+ * the CPU's features. The scalar reference stays; tests hold every fast
+ * kernel to it. */
+#ifndef SLM_QUANT_H
+#define SLM_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids, as stored in GGUF tensor infos. */
+enum slm_type {
+    SLM_T_F32 = 0, SLM_T_F16 = 1, SLM_T_Q4_0 = 2, SLM_T_Q4_1 = 3,
+    SLM_T_Q5_0 = 6, SLM_T_Q5_1 = 7, SLM_T_Q8_0 = 8, SLM_T_Q8_1 = 9,
+    SLM_T_Q2_K = 10, SLM_T_Q3_K = 11, SLM_T_Q4_K = 12, SLM_T_Q5_K = 13,
+    SLM_T_Q6_K = 14, SLM_T_Q8_K = 15, SLM_T_BF16 = 30,
+};
+
+#define QK 32      /* elements per block of the simple quants */
+#define QK_K 256   /* elements per K-quant super-block */
+
+typedef struct slm_type_info {
+    const char *name;       /* "q4_K", as ggml spells it */
+    int block_size;         /* elements per block */
+    size_t block_bytes;     /* bytes per block */
+    bool is_weight_type;    /* false for activation-only types (Q8_K, Q8_1) */
+} slm_type_info;
+
+/* NULL for an unknown id. */
+const slm_type_info *slm_type_get(uint32_t type);
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
+ * or the type is unknown. */
+size_t slm_row_bytes(uint32_t type, int64_t n);
+
+/* half <-> float */
+float slm_f16_to_f32(uint16_t h);
+uint16_t slm_f32_to_f16(float f);
+float slm_bf16_to_f32(uint16_t h);
+
+/* Scalar reference: n must be a multiple of the block size. */
+void slm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+/* Reference dot product of a stored row with f32 x: dequantize, then sum in
+ * double. Slow; for tests and as the ground truth of the fast kernels. */
+double slm_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
+
+/* Fast path. A weight type's dot product runs against the activations
+ * quantized to its partner type (`vec_type`: Q8_0 for the 32-blocks, Q8_K
+ * for the K-quants, F32 for the float types). */
+uint32_t slm_vec_type(uint32_t weight_type);
+/* Quantizes n f32 activations into the partner type's blocks. */
+void slm_quantize_act(uint32_t vec_type, const float *x, void *dst, int64_t n);
+/* Dot product of a stored row with activations already in vec_type.
+ * Dispatches to the best kernel for this CPU. */
+float slm_vec_dot(uint32_t weight_type, const void *row, const void *xq, int64_t n);
+/* The same, forced to the portable scalar kernel (for tests). */
+float slm_vec_dot_scalar(uint32_t weight_type, const void *row, const void *xq, int64_t n);
+
+/* The kernel set chosen at start-up: "scalar", "avx2", "avx512", "neon". */
+const char *slm_kernels_name(void);
+
+#endif
