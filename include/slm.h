@@ -139,6 +139,33 @@ void slm_sampler_reset(slm_sampler *s);
 /* Picks the next token. `logits` (n_vocab values) may be modified. */
 slm_token slm_sampler_sample(slm_sampler *s, float *logits);
 
+/* ---- file inspection ----------------------------------------------------- */
+
+/* A GGUF file opened for inspection only (any architecture). */
+typedef struct gguf_file slm_gguf;
+
+typedef struct slm_tensor_desc {
+    const char *name;      /* not NUL-terminated: name_len bytes */
+    size_t name_len;
+    const char *type_name; /* "q8_0", or "?" */
+    uint32_t type;
+    int n_dims;
+    uint64_t ne[4];
+    uint64_t offset, nbytes;
+} slm_tensor_desc;
+
+slm_status slm_gguf_open(const char *path, slm_gguf **out);
+void slm_gguf_close(slm_gguf *g);
+uint32_t slm_gguf_version(const slm_gguf *g);
+uint64_t slm_gguf_n_meta(const slm_gguf *g);
+/* Key i (not NUL-terminated, *len bytes). */
+const char *slm_gguf_meta_key(const slm_gguf *g, uint64_t i, size_t *len);
+/* Writes value i in readable form (arrays: type, count and the first
+ * max_items elements) into buf, NUL-terminated and truncated to cap. */
+void slm_gguf_meta_format(const slm_gguf *g, uint64_t i, int max_items, char *buf, size_t cap);
+uint64_t slm_gguf_n_tensors(const slm_gguf *g);
+void slm_gguf_tensor(const slm_gguf *g, uint64_t i, slm_tensor_desc *out);
+
 /* ---- CPU ---------------------------------------------------------------- */
 
 /* Names the kernels chosen at start-up from the CPU's features, e.g. "avx512". */

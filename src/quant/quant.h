@@ -37,6 +37,8 @@ size_t slm_row_bytes(uint32_t type, int64_t n);
 float slm_f16_to_f32(uint16_t h);
 uint16_t slm_f32_to_f16(float f);
 float slm_bf16_to_f32(uint16_t h);
+/* Round to nearest even; NaN stays a (quiet) NaN. */
+uint16_t slm_f32_to_bf16(float f);
 
 /* Scalar reference: n must be a multiple of the block size. */
 void slm_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
@@ -55,6 +57,13 @@ void slm_quantize_act(uint32_t vec_type, const float *x, void *dst, int64_t n);
 float slm_vec_dot(uint32_t weight_type, const void *row, const void *xq, int64_t n);
 /* The same, forced to the portable scalar kernel (for tests). */
 float slm_vec_dot_scalar(uint32_t weight_type, const void *row, const void *xq, int64_t n);
+
+/* Several rows at once: out[r] = slm_vec_dot(weight_type, rows + r*row_stride,
+ * xq, n) for 0 <= r < nrows. Kernels may interleave rows so that each block of
+ * xq is loaded once for all of them; results equal nrows single calls up to
+ * f32 summation order. Any nrows >= 0 is accepted. */
+void slm_vec_dot_rows(uint32_t weight_type, const void *rows, size_t row_stride, int nrows,
+                      const void *xq, int64_t n, float *out);
 
 /* The kernel set chosen at start-up: "scalar", "avx2", "avx512", "neon". */
 const char *slm_kernels_name(void);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it:
+#   1. release build + ctest (unit, end-to-end against the golden fixtures, CLI)
+#   2. ASan + UBSan build + ctest
+#   3. each libFuzzer target for FUZZ_SECONDS (default 60) from its seed corpus
+# Ends with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc 2>/dev/null || echo 2)
+MODEL=$(./scripts/fetch_model.sh) || { echo "run_tests: cannot fetch the model"; echo "0 passed, 1 failed"; exit 1; }
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0; failed=0; failures=()
+
+record() {  # name rc
+    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+ctest_counts() {  # builddir label: adds ctest's per-test results to the totals
+    local log; log=$(mktemp)
+    (cd "$1" && ctest --output-on-failure -j1 2>&1) | tee "$log"
+    local p f
+    p=$(grep -cE 'Test +#[0-9]+: .* Passed' "$log")
+    f=$(grep -cE 'Test +#[0-9]+: .* (\*\*\*Failed|Failed|\*\*\*Exception|\*\*\*Timeout|Not Run)' "$log")
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -eq 0 ] || failures+=("$2: $f ctest failures")
+    rm -f "$log"
+}
+
+echo "== release build"
+if cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLM_TEST_MODEL="$MODEL" >/dev/null && cmake --build build -j "$JOBS"; then
+    ctest_counts build release
+else record "release build" 1; fi
+
+echo "== ASan + UBSan build"
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLM_SANITIZE=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
+   cmake --build build-asan -j "$JOBS"; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_counts build-asan sanitizers
+else record "sanitizer build" 1; fi
+
+echo "== fuzzers (${FUZZ_SECONDS}s each)"
+if command -v clang >/dev/null &&
+   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLM_FUZZ=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
+   cmake --build build-fuzz -j "$JOBS"; then
+    for fz in build-fuzz/fuzz_*; do
+        name=$(basename "$fz"); corpus=tests/fuzz/corpus/${name#fuzz_}
+        work=$(mktemp -d); [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+        echo "-- $name"
+        SLM_TEST_MODEL="$MODEL" "$fz" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix=build-fuzz/ "$work" 2>&1 | tail -n 12
+        record "$name" "${PIPESTATUS[0]}"
+        rm -rf "$work"
+    done
+else record "fuzz build" 1; fi
+
+[ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

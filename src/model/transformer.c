@@ -1,0 +1,187 @@
+/* The forward pass of the generic decoder-only transformer. One function
+ * walks the layers with plain calls; what differs between architectures is
+ * read from the slm_arch description. */
+#include "model/transformer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "quant/quant.h"
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx) {
+    memset(f, 0, sizeof *f);
+    const slm_config *c = &m->cfg;
+    f->m = m;
+    f->pool = pool;
+    f->n_ctx = n_ctx;
+    size_t kv_row = (size_t)c->n_head_kv * c->head_dim, vv_row = (size_t)c->n_head_kv * c->head_dim_v;
+    size_t U = SLM_UBATCH;
+    /* calloc of a large block maps zero pages lazily: the cache costs memory
+     * only as it fills. */
+    f->k_cache = calloc((size_t)c->n_layer * n_ctx * kv_row, sizeof(float));
+    f->v_cache = calloc((size_t)c->n_layer * n_ctx * vv_row, sizeof(float));
+    f->h = malloc(U * c->n_embd * sizeof(float));
+    f->xn = malloc(U * c->n_embd * sizeof(float));
+    f->q = malloc(U * c->n_head * c->head_dim * sizeof(float));
+    f->k = malloc(U * kv_row * sizeof(float));
+    f->v = malloc(U * vv_row * sizeof(float));
+    f->att = malloc(U * c->n_head * c->head_dim_v * sizeof(float));
+    f->o = malloc(U * c->n_embd * sizeof(float));
+    f->gate = malloc(U * c->n_ff * sizeof(float));
+    f->up = malloc(U * c->n_ff * sizeof(float));
+    f->scores = malloc((size_t)slm_pool_size(pool) * n_ctx * sizeof(float));
+    f->rope_cos = malloc(2 * U * (c->n_rot / 2) * sizeof(float));
+    f->rope_sin = malloc(2 * U * (c->n_rot / 2) * sizeof(float));
+    f->last_hidden = malloc(c->n_embd * sizeof(float));
+    size_t xq = 0;
+    for (int il = 0; il < c->n_layer; il++) {
+        const slm_layer *L = &m->layers[il];
+        const slm_mat *mats[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+        for (int i = 0; i < 7; i++) xq = max_sz(xq, op_matmul_scratch(mats[i], (int)U));
+    }
+    xq = max_sz(xq, op_matmul_scratch(&m->output, (int)U));
+    f->xq = malloc(xq);
+    if (!f->k_cache || !f->v_cache || !f->h || !f->xn || !f->q || !f->k || !f->v || !f->att || !f->o ||
+        !f->gate || !f->up || !f->scores || !f->rope_cos || !f->rope_sin || !f->last_hidden || !f->xq) {
+        fwd_free(f);
+        return slm_fail(SLM_ERR_NOMEM, "out of memory allocating a context of %d tokens", n_ctx);
+    }
+    return SLM_OK;
+}
+
+void fwd_free(slm_fwd *f) {
+    void *bufs[] = { f->k_cache, f->v_cache, f->h, f->xn, f->q, f->k, f->v, f->att, f->o, f->gate,
+                     f->up, f->scores, f->rope_cos, f->rope_sin, f->last_hidden, f->xq };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- attention --------------------------------------------------------- */
+
+typedef struct {
+    slm_fwd *f;
+    const slm_layer *L;
+    int il, n, pos0;
+} attn_job;
+
+/* Each worker takes a share of the (token, head) pairs. Keys and values come
+ * from the cache, which already holds this chunk's own positions. */
+static void attn_worker(void *ctx, int ith, int nth) {
+    const attn_job *j = ctx;
+    slm_fwd *f = j->f;
+    const slm_config *c = &f->m->cfg;
+    int hd = c->head_dim, hdv = c->head_dim_v, group = c->n_head / c->n_head_kv;
+    size_t kv_row = (size_t)c->n_head_kv * hd, vv_row = (size_t)c->n_head_kv * hdv;
+    const float *kc = f->k_cache + (size_t)j->il * f->n_ctx * kv_row;
+    const float *vc = f->v_cache + (size_t)j->il * f->n_ctx * vv_row;
+    float *sc = f->scores + (size_t)ith * f->n_ctx;
+    long lo, hi;
+    slm_split_range((long)j->n * c->n_head, ith, nth, &lo, &hi);
+    for (long w = lo; w < hi; w++) {
+        int t = (int)(w / c->n_head), hh = (int)(w % c->n_head), kvh = hh / group;
+        int pos = j->pos0 + t;
+        /* a local layer sees the last `sliding_window` positions, itself included */
+        int start = j->L->swa && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
+        const float *qv = f->q + ((size_t)t * c->n_head + hh) * hd;
+        int cnt = pos - start + 1;
+        for (int p = 0; p < cnt; p++)
+            sc[p] = op_dot_f32(qv, kc + (size_t)(start + p) * kv_row + (size_t)kvh * hd, hd) * c->attn_scale;
+        op_softmax(sc, cnt);
+        float *out = f->att + ((size_t)t * c->n_head + hh) * hdv;
+        memset(out, 0, hdv * sizeof(float));
+        for (int p = 0; p < cnt; p++)
+            op_axpy_f32(out, sc[p], vc + (size_t)(start + p) * vv_row + (size_t)kvh * hdv, hdv);
+    }
+}
+
+/* ---- one chunk through all layers --------------------------------------- */
+
+static void rope_heads(const slm_fwd *f, float *x, int n_heads, int n, const float *cosb, const float *sinb) {
+    const slm_config *c = &f->m->cfg;
+    int half = c->n_rot / 2;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * c->head_dim;
+            if (f->m->arch->rope == SLM_ROPE_NEOX) op_rope_neox(v, cosb + t * half, sinb + t * half, c->n_rot);
+            else op_rope_norm(v, cosb + t * half, sinb + t * half, c->n_rot);
+        }
+}
+
+static void norm_rows(float *out, const float *x, const float *w, int rows, int n, float eps) {
+    for (int r = 0; r < rows; r++) op_rmsnorm(out + (size_t)r * n, x + (size_t)r * n, w, n, eps);
+}
+
+static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
+    const struct slm_model *m = f->m;
+    const slm_config *c = &m->cfg;
+    const slm_arch *a = m->arch;
+    int E = c->n_embd, half = c->n_rot / 2;
+    size_t kv_row = (size_t)c->n_head_kv * c->head_dim, vv_row = (size_t)c->n_head_kv * c->head_dim_v;
+
+    /* embeddings */
+    float escale = a->embed_scale ? sqrtf((float)E) : 1.0f;
+    for (int t = 0; t < n; t++) {
+        float *h = f->h + (size_t)t * E;
+        slm_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, h, E);
+        for (int i = 0; i < E; i++) h[i] *= escale;
+    }
+    /* RoPE tables for both bases: [0] global, [1] local */
+    for (int t = 0; t < n; t++) {
+        op_rope_table(f->rope_cos + t * half, f->rope_sin + t * half, c->n_rot, pos0 + t, c->rope_base);
+        op_rope_table(f->rope_cos + (SLM_UBATCH + t) * half, f->rope_sin + (SLM_UBATCH + t) * half,
+                      c->n_rot, pos0 + t, c->rope_base_swa);
+    }
+
+    for (int il = 0; il < c->n_layer; il++) {
+        const slm_layer *L = &m->layers[il];
+        /* attention */
+        norm_rows(f->xn, f->h, L->attn_norm, n, E, c->eps);
+        op_matmul(f->pool, &L->wq, f->xn, n, f->q, f->xq);
+        op_matmul(f->pool, &L->wk, f->xn, n, f->k, f->xq);
+        op_matmul(f->pool, &L->wv, f->xn, n, f->v, f->xq);
+        if (a->qk_norm) {
+            norm_rows(f->q, f->q, L->q_norm, n * c->n_head, c->head_dim, c->eps);
+            norm_rows(f->k, f->k, L->k_norm, n * c->n_head_kv, c->head_dim, c->eps);
+        }
+        const float *cosb = f->rope_cos + (L->swa ? SLM_UBATCH * half : 0);
+        const float *sinb = f->rope_sin + (L->swa ? SLM_UBATCH * half : 0);
+        rope_heads(f, f->q, c->n_head, n, cosb, sinb);
+        rope_heads(f, f->k, c->n_head_kv, n, cosb, sinb);
+        memcpy(f->k_cache + ((size_t)il * f->n_ctx + pos0) * kv_row, f->k, (size_t)n * kv_row * sizeof(float));
+        memcpy(f->v_cache + ((size_t)il * f->n_ctx + pos0) * vv_row, f->v, (size_t)n * vv_row * sizeof(float));
+        attn_job aj = { f, L, il, n, pos0 };
+        slm_pool_run(f->pool, attn_worker, &aj);
+        op_matmul(f->pool, &L->wo, f->att, n, f->o, f->xq);
+        if (a->post_norms) norm_rows(f->o, f->o, L->post_attn_norm, n, E, c->eps);
+        for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
+
+        /* feed-forward */
+        norm_rows(f->xn, f->h, L->ffn_norm, n, E, c->eps);
+        op_matmul(f->pool, &L->w_gate, f->xn, n, f->gate, f->xq);
+        op_matmul(f->pool, &L->w_up, f->xn, n, f->up, f->xq);
+        if (a->act == SLM_ACT_GELU_TANH) op_gelu_tanh_mul(f->gate, f->up, n * c->n_ff);
+        else op_silu_mul(f->gate, f->up, n * c->n_ff);
+        op_matmul(f->pool, &L->w_down, f->gate, n, f->o, f->xq);
+        if (a->post_norms) norm_rows(f->o, f->o, L->post_ffn_norm, n, E, c->eps);
+        for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
+    }
+    norm_rows(f->xn, f->h, m->output_norm, n, E, c->eps);
+}
+
+void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_all, float *logits_last) {
+    const struct slm_model *m = f->m;
+    int E = m->cfg.n_embd, V = m->cfg.n_vocab;
+    for (int done = 0; done < n;) {
+        int cn = n - done < SLM_UBATCH ? n - done : SLM_UBATCH;
+        eval_chunk(f, tokens + done, cn, pos0 + done);
+        if (logits_all)
+            op_matmul(f->pool, &m->output, f->xn, cn, logits_all + (size_t)done * V, f->xq);
+        done += cn;
+        if (done == n) memcpy(f->last_hidden, f->xn + (size_t)(cn - 1) * E, E * sizeof(float));
+    }
+    if (!logits_all && logits_last) op_matmul(f->pool, &m->output, f->last_hidden, 1, logits_last, f->xq);
+}

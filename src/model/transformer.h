@@ -1,0 +1,32 @@
+/* The state one sequence needs to run the transformer: KV cache and scratch,
+ * allocated once so that the decode loop never allocates. */
+#ifndef SLM_TRANSFORMER_H
+#define SLM_TRANSFORMER_H
+
+#include "model/model.h"
+
+/* Tokens processed per forward chunk; scratch is sized for this many. */
+#define SLM_UBATCH 64
+
+typedef struct slm_fwd {
+    const struct slm_model *m;
+    slm_pool *pool;
+    int n_ctx;
+    float *k_cache, *v_cache;   /* [layer][pos][kv_head * head_dim] */
+    /* scratch, SLM_UBATCH rows each */
+    float *h, *xn, *q, *k, *v, *att, *o, *gate, *up;
+    float *scores;              /* [thread][n_ctx] */
+    float *rope_cos, *rope_sin; /* [SLM_UBATCH][n_rot/2], per base */
+    void *xq;                   /* quantized activations */
+    float *last_hidden;         /* normed hidden state of the last token */
+} slm_fwd;
+
+slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx);
+void fwd_free(slm_fwd *f);
+
+/* Runs n tokens at positions pos0.. through the layers (any n: chunked
+ * internally). If logits_all is non-NULL it gets n rows of logits; else
+ * logits_last gets the last token's. */
+void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_all, float *logits_last);
+
+#endif

@@ -1,0 +1,112 @@
+#include "ops/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "quant/quant.h"
+
+size_t op_matmul_scratch(const slm_mat *w, int n_tok) {
+    uint32_t vt = slm_vec_type(w->type);
+    return slm_row_bytes(vt, w->cols) * (size_t)n_tok;
+}
+
+typedef struct {
+    const slm_mat *w;
+    const uint8_t *xq;
+    size_t xq_stride;
+    int n_tok;
+    float *y;
+} matmul_job;
+
+/* Rows are split among workers; each row is read once and dotted with every
+ * activation row while it is hot in cache. */
+static void matmul_worker(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    const slm_mat *w = j->w;
+    long lo, hi;
+    slm_split_range((long)w->rows, ith, nth, &lo, &hi);
+    for (long r = lo; r < hi; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < j->n_tok; t++)
+            j->y[(size_t)t * w->rows + r] = slm_vec_dot(w->type, row, j->xq + (size_t)t * j->xq_stride, w->cols);
+    }
+}
+
+void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch) {
+    uint32_t vt = slm_vec_type(w->type);
+    size_t stride = slm_row_bytes(vt, w->cols);
+    for (int t = 0; t < n_tok; t++)
+        slm_quantize_act(vt, x + (size_t)t * w->cols, (uint8_t *)scratch + (size_t)t * stride, w->cols);
+    matmul_job j = { w, scratch, stride, n_tok, y };
+    slm_pool_run(pool, matmul_worker, &j);
+}
+
+void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    if (w) for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    else for (int i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+void op_rope_table(float *cos_out, float *sin_out, int n_rot, int pos, float base) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        /* double: pos * freq reaches ~1e4 rad at long contexts; float loses digits */
+        double theta = pos * pow((double)base, -2.0 * i / n_rot);
+        cos_out[i] = (float)cos(theta);
+        sin_out[i] = (float)sin(theta);
+    }
+}
+
+void op_rope_neox(float *x, const float *cosv, const float *sinv, int n_rot) {
+    int h = n_rot / 2;
+    for (int i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * cosv[i] - b * sinv[i];
+        x[i + h] = a * sinv[i] + b * cosv[i];
+    }
+}
+
+void op_rope_norm(float *x, const float *cosv, const float *sinv, int n_rot) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * cosv[i] - b * sinv[i];
+        x[2 * i + 1] = a * sinv[i] + b * cosv[i];
+    }
+}
+
+void op_gelu_tanh_mul(float *x, const float *up, int n) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v))) * up[i];
+    }
+}
+
+void op_silu_mul(float *x, const float *up, int n) {
+    for (int i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * up[i];
+}
+
+void op_softmax(float *x, int n) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+float op_dot_f32(const float *a, const float *b, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i]; s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2]; s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void op_axpy_f32(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}

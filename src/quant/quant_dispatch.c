@@ -1,0 +1,108 @@
+/* Chooses the kernel set once, from the CPU's features, and routes the public
+ * calls to it. The scalar set is always complete; an ISA set starts as a copy
+ * of the scalar one (or of a lower ISA's set) and overrides what it speeds up.
+ *
+ * SLM_KERNELS=scalar|avx2|avx512|neon in the environment caps the choice (for
+ * benchmarks and debugging); an unknown or unsupported name is ignored. */
+#include "quant/quant_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SET_SCALAR, SET_AVX2, SET_AVX512, SET_NEON, SET_COUNT };
+
+static slm_kernels g_sets[SET_COUNT];
+static bool g_have[SET_COUNT];
+static const slm_kernels *g_active;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init_sets(void) {
+    slm_kernels_fill_scalar(&g_sets[SET_SCALAR]);
+    g_have[SET_SCALAR] = true;
+    int best = SET_SCALAR;
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        g_sets[SET_AVX2] = g_sets[SET_SCALAR];
+        slm_kernels_fill_avx2(&g_sets[SET_AVX2]);
+        g_have[SET_AVX2] = true;
+        best = SET_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vnni")) {
+            g_sets[SET_AVX512] = g_sets[SET_AVX2];
+            slm_kernels_fill_avx512(&g_sets[SET_AVX512]);
+            g_have[SET_AVX512] = true;
+            best = SET_AVX512;
+        }
+    }
+#endif
+#if defined(__aarch64__)
+    g_sets[SET_NEON] = g_sets[SET_SCALAR];
+    slm_kernels_fill_neon(&g_sets[SET_NEON]);
+    g_have[SET_NEON] = true;
+    best = SET_NEON;
+#endif
+    const char *want = getenv("SLM_KERNELS");
+    if (want) {
+        for (int i = 0; i < SET_COUNT; i++)
+            if (g_have[i] && strcmp(g_sets[i].name, want) == 0 && i < best) best = i;
+    }
+    g_active = &g_sets[best];
+}
+
+static inline const slm_kernels *kernels(void) {
+    pthread_once(&g_once, init_sets);
+    return g_active;
+}
+
+/* Pick early, before any worker threads exist. */
+__attribute__((constructor)) static void quant_init_at_load(void) { (void)kernels(); }
+
+const slm_kernels *slm_kernels_get(const char *name) {
+    pthread_once(&g_once, init_sets);
+    for (int i = 0; i < SET_COUNT; i++)
+        if (g_have[i] && strcmp(g_sets[i].name, name) == 0) return &g_sets[i];
+    return NULL;
+}
+
+const char *slm_kernels_name(void) { return kernels()->name; }
+
+void slm_quantize_act(uint32_t vec_type, const float *x, void *dst, int64_t n) {
+    switch (vec_type) {
+    case SLM_T_F32: memcpy(dst, x, (size_t)n * sizeof(float)); return;
+    case SLM_T_Q8_0: kernels()->quant_q8_0(x, dst, n); return;
+    case SLM_T_Q8_K: kernels()->quant_q8_k(x, dst, n); return;
+    case SLM_T_Q8_1: slm_quantize_q8_1_scalar(x, dst, n); return;
+    default: abort(); /* caller bug: not an activation type */
+    }
+}
+
+float slm_vec_dot(uint32_t weight_type, const void *row, const void *xq, int64_t n) {
+    const slm_kernels *k = kernels();
+    if (weight_type >= SLM_TYPE_SLOTS || !k->dot[weight_type]) abort();
+    return k->dot[weight_type](row, xq, n);
+}
+
+float slm_vec_dot_scalar(uint32_t weight_type, const void *row, const void *xq, int64_t n) {
+    const slm_kernels *k = slm_kernels_get("scalar");
+    if (weight_type >= SLM_TYPE_SLOTS || !k->dot[weight_type]) abort();
+    return k->dot[weight_type](row, xq, n);
+}
+
+void slm_kernels_dot_rows(const slm_kernels *k, uint32_t type, const void *rows, size_t row_stride,
+                          int nrows, const void *xq, int64_t n, float *out) {
+    if (type >= SLM_TYPE_SLOTS || !k->dot[type]) abort();
+    if (k->rows[type]) {
+        k->rows[type](rows, row_stride, nrows, xq, n, out);
+        return;
+    }
+    const uint8_t *r = rows;
+    for (int i = 0; i < nrows; i++) out[i] = k->dot[type](r + (size_t)i * row_stride, xq, n);
+}
+
+void slm_vec_dot_rows(uint32_t weight_type, const void *rows, size_t row_stride, int nrows,
+                      const void *xq, int64_t n, float *out) {
+    slm_kernels_dot_rows(kernels(), weight_type, rows, row_stride, nrows, xq, n, out);
+}

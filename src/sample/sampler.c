@@ -1,0 +1,376 @@
+/* Token sampler: greedy, or repetition penalty -> top-k -> temperature ->
+ * softmax -> top-p -> min-p -> renormalise -> seeded draw.
+ *
+ * Exactness: every filter is applied exactly as defined (ties between equal
+ * logits are broken by the lower token id, so the kept set is well defined);
+ * with top_k, top_p and min_p all off the draw is from the full softmax over
+ * the whole vocabulary. The tricks below only avoid work, never change which
+ * tokens are kept:
+ *
+ *  - top-k on: a bounded min-heap keeps the k best (logit desc, id asc) in one
+ *    pass over the vocabulary, O(V + V' log k) where V' is the number of heap
+ *    replacements (small for real logits); then the k candidates are sorted.
+ *    The softmax, top-p and min-p then work on those k only.
+ *  - top-k off: the softmax is over the whole vocabulary. One pass finds the
+ *    max logit M; with d = (M - l) / T, a token's unnormalised weight is
+ *    w = exp(-d). min-p keeps exactly the tokens with w >= min_p (p_max has
+ *    w = 1), i.e. d <= -log(min_p): tokens beyond that (plus a safety margin)
+ *    are never candidates. If top-p is on, a second pass sums Z = sum w over
+ *    the whole vocabulary (so top-p sees the true probabilities) and a
+ *    histogram of the mass by d; the top-p set is a prefix of the tokens in
+ *    d order, so only the tokens in the histogram buckets up to (and one past)
+ *    the first bucket where the cumulative mass reaches top_p * Z can be in
+ *    it. Only those candidates are sorted. With top-p off nothing is sorted.
+ *    Worst case (an almost flat distribution with top-p) sorts most of the
+ *    vocabulary; real logits give a few hundred to a few thousand candidates.
+ *
+ * All buffers are allocated in slm_sampler_new; sampling allocates nothing.
+ *
+ * Determinism: the PRNG is xoshiro256** seeded by splitmix64 from the seed,
+ * a pure 64-bit integer computation, so the random stream is the same on every
+ * platform; each non-greedy sample consumes exactly one 64-bit draw. The
+ * probabilities use expf() from the C library, whose last-bit rounding may
+ * differ between libms; that can only matter when a draw lands within an ulp
+ * of a boundary between two tokens.
+ *
+ * NaN logits are treated as -inf. If the best logit is +inf or every logit is
+ * -inf/NaN, the result is the argmax (lowest id among the best). */
+#include "base/status.h"
+#include "slm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cand {
+    float logit;
+    int32_t id;
+} cand;
+
+#define HIST_BUCKETS 128
+#define HIST_SCALE 4.0f /* buckets per unit of d = (M - l) / T */
+
+struct slm_sampler {
+    slm_sampler_params p;
+    int n_vocab;
+    uint64_t rng[4];
+    /* repetition penalty: ring of the last repeat_last_n accepted tokens */
+    slm_token *ring;
+    int ring_len, ring_pos;
+    uint32_t *stamp; /* per token: epoch of the last penalty application */
+    uint32_t epoch;
+    cand *cand;      /* n_vocab (or top_k) candidates */
+    double hist[HIST_BUCKETS];
+};
+
+/* ---- PRNG: splitmix64 seeding, xoshiro256** ------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xoshiro_next(uint64_t s[4]) {
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+static void seed_rng(slm_sampler *s) {
+    uint64_t x = s->p.seed;
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+}
+
+/* uniform in [0, 1) with 53 random bits */
+static double rng_uniform(slm_sampler *s) {
+    return (double)(xoshiro_next(s->rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+void slm_sampler_default_params(slm_sampler_params *p) {
+    p->temperature = 0.8f;
+    p->top_k = 40;
+    p->top_p = 0.95f;
+    p->min_p = 0.05f;
+    p->repeat_penalty = 1.0f;
+    p->repeat_last_n = 64;
+    p->seed = 0;
+}
+
+static bool top_p_on(const slm_sampler *s) { return s->p.top_p < 1.0f; }
+static bool min_p_on(const slm_sampler *s) { return s->p.min_p > 0.0f; }
+static bool top_k_on(const slm_sampler *s) { return s->p.top_k > 0 && s->p.top_k < s->n_vocab; }
+static bool penalty_on(const slm_sampler *s) {
+    return s->p.repeat_penalty != 1.0f && s->p.repeat_last_n > 0;
+}
+
+slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler **out) {
+    if (!out) return slm_fail(SLM_ERR_INVALID_ARG, "sampler: out is NULL");
+    *out = NULL;
+    if (!p) return slm_fail(SLM_ERR_INVALID_ARG, "sampler: params are NULL");
+    if (n_vocab <= 0) return slm_fail(SLM_ERR_INVALID_ARG, "sampler: n_vocab %d <= 0", n_vocab);
+    if (!isfinite(p->temperature))
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: temperature is not a finite number");
+    if (!(p->top_p > 0.0f))  /* also catches NaN; > 1 means off like 1 */
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: top_p %g must be > 0 (>= 1: off)",
+                        (double)p->top_p);
+    if (!(p->min_p <= 1.0f) || isnan(p->min_p))
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: min_p %g must be <= 1 (<= 0: off)",
+                        (double)p->min_p);
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: repeat_penalty %g must be finite and > 0",
+                        (double)p->repeat_penalty);
+    if (p->repeat_last_n < 0)
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: repeat_last_n %d < 0", p->repeat_last_n);
+
+    slm_sampler *s = calloc(1, sizeof *s);
+    if (!s) return slm_fail(SLM_ERR_NOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    if (s->p.top_k < 0) s->p.top_k = 0;
+    if (!isfinite(s->p.top_p) || s->p.top_p > 1.0f) s->p.top_p = 1.0f;
+    if (s->p.min_p < 0.0f) s->p.min_p = 0.0f;
+
+    size_t n_cand = top_k_on(s) ? (size_t)s->p.top_k : (size_t)n_vocab;
+    s->cand = malloc(n_cand * sizeof *s->cand);
+    bool ok = s->cand != NULL;
+    if (ok && penalty_on(s)) {
+        s->ring = malloc((size_t)s->p.repeat_last_n * sizeof *s->ring);
+        s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
+        ok = s->ring && s->stamp;
+    }
+    if (!ok) {
+        slm_sampler_free(s);
+        return slm_fail(SLM_ERR_NOMEM, "sampler: out of memory (n_vocab %d)", n_vocab);
+    }
+    seed_rng(s);
+    *out = s;
+    return SLM_OK;
+}
+
+void slm_sampler_free(slm_sampler *s) {
+    if (!s) return;
+    free(s->cand);
+    free(s->ring);
+    free(s->stamp);
+    free(s);
+}
+
+void slm_sampler_accept(slm_sampler *s, slm_token tok) {
+    if (!s || !s->ring || tok < 0 || tok >= s->n_vocab) return;
+    s->ring[s->ring_pos] = tok;
+    s->ring_pos = (s->ring_pos + 1) % s->p.repeat_last_n;
+    if (s->ring_len < s->p.repeat_last_n) s->ring_len++;
+}
+
+/* Forgets the accepted tokens and restarts the random stream from the seed:
+ * a reset sampler behaves exactly like a new one. */
+void slm_sampler_reset(slm_sampler *s) {
+    if (!s) return;
+    s->ring_len = 0;
+    s->ring_pos = 0;
+    seed_rng(s);
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+/* llama.cpp-style: each distinct token among the last repeat_last_n accepted
+ * ones is penalised once: a positive logit is divided by the penalty, a
+ * negative (or zero) one multiplied. */
+static void apply_penalty(slm_sampler *s, float *logits) {
+    if (!s->ring || s->ring_len == 0) return;
+    if (++s->epoch == 0) { /* wrapped: clear the stamps */
+        memset(s->stamp, 0, (size_t)s->n_vocab * sizeof *s->stamp);
+        s->epoch = 1;
+    }
+    const float pen = s->p.repeat_penalty;
+    for (int i = 0; i < s->ring_len; i++) {
+        slm_token t = s->ring[i];
+        if (s->stamp[t] == s->epoch) continue;
+        s->stamp[t] = s->epoch;
+        float l = logits[t];
+        logits[t] = l > 0.0f ? l / pen : l * pen;
+    }
+}
+
+/* a ranks before b: higher logit, then lower id */
+static int cand_cmp(const void *pa, const void *pb) {
+    const cand *a = pa, *b = pb;
+    if (a->logit > b->logit) return -1;
+    if (a->logit < b->logit) return 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static bool cand_worse(cand a, cand b) {
+    return a.logit < b.logit || (a.logit == b.logit && a.id > b.id);
+}
+
+static void heap_sift_down(cand *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cand_worse(h[l], h[w])) w = l;
+        if (r < n && cand_worse(h[r], h[w])) w = r;
+        if (w == i) return;
+        cand t = h[i]; h[i] = h[w]; h[w] = t;
+        i = w;
+    }
+}
+
+static void heap_sift_up(cand *h, int i) {
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!cand_worse(h[i], h[p])) return;
+        cand t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+/* NaN -> -inf in place; returns the index of the first max. */
+static int sanitize_argmax(float *logits, int n) {
+    int best = 0;
+    float bv = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        float l = logits[i];
+        if (isnan(l)) logits[i] = l = -INFINITY;
+        if (l > bv) { bv = l; best = i; }
+    }
+    return best;
+}
+
+/* d = (M - l) / T and w = exp(-d): one definition used everywhere, so a token
+ * gets bit-identical values in every pass. */
+static inline float scaled_dist(float l, float m, float inv_t) { return (m - l) * inv_t; }
+
+/* The tail of the chain on n candidates sorted best-first (cand[0] = max):
+ * softmax (normaliser z, or the candidates' own sum if z <= 0), top-p, min-p,
+ * renormalise, draw. When unsorted (top-p off) the order is the id order. */
+static slm_token finish(slm_sampler *s, int n, float m, float inv_t, double z) {
+    cand *c = s->cand;
+    if (z <= 0.0) {
+        z = 0.0;
+        for (int i = 0; i < n; i++) z += expf(-scaled_dist(c[i].logit, m, inv_t));
+    }
+    int keep = n;
+    if (top_p_on(s)) {
+        double target = (double)s->p.top_p * z, cum = 0.0;
+        for (int i = 0; i < n; i++) {
+            cum += expf(-scaled_dist(c[i].logit, m, inv_t));
+            if (cum >= target) { keep = i + 1; break; }
+        }
+    }
+    /* min-p: drop p < min_p * p_max, i.e. w < min_p (w_max = 1) */
+    double total = 0.0;
+    int kept = 0;
+    for (int i = 0; i < keep; i++) {
+        float w = expf(-scaled_dist(c[i].logit, m, inv_t));
+        if (min_p_on(s) && w < s->p.min_p) continue;
+        c[kept++] = c[i];
+        total += w;
+    }
+    if (kept == 0 || !(total > 0.0)) return c[0].id; /* cannot happen: the max has w = 1 */
+    double u = rng_uniform(s) * total, cum = 0.0;
+    for (int i = 0; i < kept; i++) {
+        cum += expf(-scaled_dist(c[i].logit, m, inv_t));
+        if (u < cum) return c[i].id;
+    }
+    return c[kept - 1].id; /* rounding */
+}
+
+slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
+    const int nv = s->n_vocab;
+    if (penalty_on(s)) apply_penalty(s, logits);
+    if (!(s->p.temperature > 0.0f)) return sanitize_argmax(logits, nv);
+
+    const float inv_t = 1.0f / s->p.temperature;
+    cand *c = s->cand;
+
+    if (top_k_on(s)) {
+        const int k = s->p.top_k;
+        int n = 0;
+        for (int i = 0; i < nv; i++) {
+            float l = logits[i];
+            if (isnan(l)) l = -INFINITY;
+            cand x = {l, i};
+            if (n < k) {
+                c[n] = x;
+                heap_sift_up(c, n++);
+            } else if (l > c[0].logit) { /* ids ascend: an equal logit never wins */
+                c[0] = x;
+                heap_sift_down(c, k, 0);
+            }
+        }
+        qsort(c, (size_t)n, sizeof *c, cand_cmp);
+        float m = c[0].logit;
+        if (!isfinite(m)) return c[0].id;
+        return finish(s, n, m, inv_t, 0.0);
+    }
+
+    /* the whole vocabulary */
+    int best = sanitize_argmax(logits, nv);
+    float m = logits[best];
+    if (!isfinite(m)) return best;
+
+    /* candidate bound from min-p: keep d <= -log(min_p) (+ margin; the exact
+     * test w >= min_p comes in finish) */
+    float d_max = INFINITY;
+    if (min_p_on(s)) d_max = -logf(s->p.min_p) * 1.001f + 1e-3f;
+
+    double z = 0.0;
+    if (top_p_on(s)) {
+        memset(s->hist, 0, sizeof s->hist);
+        for (int i = 0; i < nv; i++) {
+            float d = scaled_dist(logits[i], m, inv_t);
+            float w = expf(-d);
+            z += w;
+            float bf = d * HIST_SCALE; /* d >= 0; +inf for -inf logits */
+            int b = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
+            s->hist[b] += w;
+        }
+        double target = (double)s->p.top_p * z, cum = 0.0;
+        int b = 0;
+        for (; b < HIST_BUCKETS; b++) {
+            cum += s->hist[b];
+            if (cum >= target) break;
+        }
+        b += 1; /* one bucket of slack against rounding */
+        if (b < HIST_BUCKETS - 1) {
+            float d_hist = (float)(b + 1) / HIST_SCALE; /* buckets 0..b: d * SCALE < b + 1 */
+            if (d_hist < d_max) d_max = d_hist;
+        }
+    }
+
+    int n = 0;
+    if (d_max == INFINITY) {
+        if (!top_p_on(s) && !min_p_on(s)) {
+            /* plain softmax over everything: draw without building candidates */
+            double tot = 0.0;
+            for (int i = 0; i < nv; i++) tot += expf(-scaled_dist(logits[i], m, inv_t));
+            double u = rng_uniform(s) * tot, cum = 0.0;
+            int last = best;
+            for (int i = 0; i < nv; i++) {
+                float w = expf(-scaled_dist(logits[i], m, inv_t));
+                if (w > 0.0f) last = i;
+                cum += w;
+                if (u < cum) return i;
+            }
+            return last; /* rounding */
+        }
+        for (int i = 0; i < nv; i++) c[n++] = (cand){logits[i], i};
+    } else {
+        for (int i = 0; i < nv; i++)
+            if (scaled_dist(logits[i], m, inv_t) <= d_max) c[n++] = (cand){logits[i], i};
+    }
+    if (top_p_on(s)) qsort(c, (size_t)n, sizeof *c, cand_cmp);
+    return finish(s, n, m, inv_t, top_p_on(s) ? z : 0.0);
+}

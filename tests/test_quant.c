@@ -1,0 +1,417 @@
+/* src/quant against independent references:
+ *  (a) slm_dequantize_row against golden values from the `gguf` Python
+ *      package (tests/fixtures/quant/<type>.bin, scripts/gen_quant_fixtures.py),
+ *      bit for bit: our formulas do the same f32 operations in the same order
+ *      as its numpy dequantizers ((d*sc)*q - dmin*m ...), so nothing may differ;
+ *  (b) every dot kernel (scalar, and each SIMD set this CPU runs) against the
+ *      exact product of the dequantized operands and against slm_dot_ref, with
+ *      bounds derived below, on many lengths, odd block counts and unaligned
+ *      buffers; SIMD activation quantization byte-identical to the scalar one;
+ *  (c) f16 / bf16 conversions: numpy's rounding of 4096 values (ties,
+ *      subnormals, overflow), and all 65536 halves against a formula;
+ *  (d) the type table and slm_row_bytes on bad lengths. */
+#include "quant/quant.h"
+#include "quant/quant_internal.h"
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint32_t WEIGHT_TYPES[] = {
+    SLM_T_F32, SLM_T_F16, SLM_T_BF16, SLM_T_Q4_0, SLM_T_Q4_1, SLM_T_Q5_0, SLM_T_Q5_1,
+    SLM_T_Q8_0, SLM_T_Q2_K, SLM_T_Q3_K, SLM_T_Q4_K, SLM_T_Q5_K, SLM_T_Q6_K,
+};
+#define N_WEIGHT_TYPES (sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
+static const char *SIMD_SETS[] = { "avx2", "avx512", "neon" };
+#define U32 (1.0 / 16777216.0) /* f32 unit roundoff 2^-24 */
+
+/* ---- deterministic random numbers ---- */
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double unif(void) { return (double)(rnd() >> 11) * 0x1p-53; }
+static float gauss(void) {
+    double u = unif() + 1e-300, v = unif();
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* ---- (d) table and row sizes ---- */
+static void test_table(void) {
+    CHECK(slm_row_bytes(SLM_T_Q4_0, 31) == 0);
+    CHECK(slm_row_bytes(SLM_T_Q4_0, 0) == 0);
+    CHECK(slm_row_bytes(SLM_T_Q4_0, -32) == 0);
+    CHECK(slm_row_bytes(SLM_T_Q4_0, 64) == 36);
+    CHECK(slm_row_bytes(SLM_T_Q4_K, 640) == 0);
+    CHECK(slm_row_bytes(SLM_T_Q4_K, 512) == 288);
+    CHECK(slm_row_bytes(SLM_T_Q8_K, 255) == 0);
+    CHECK(slm_row_bytes(SLM_T_F32, 3) == 12);
+    CHECK(slm_row_bytes(SLM_T_BF16, 5) == 10);
+    CHECK(slm_row_bytes(4, 32) == 0);
+    CHECK(slm_row_bytes(99, 32) == 0);
+    CHECK(slm_row_bytes(UINT32_MAX, 32) == 0);
+    CHECK(slm_row_bytes(SLM_T_Q8_0, INT64_MAX - 31) == 0 || sizeof(size_t) > 8);
+    CHECK(slm_type_get(4) == NULL && slm_type_get(16) == NULL && slm_type_get(31) == NULL);
+    CHECK(slm_type_get(1000) == NULL);
+    static const struct { uint32_t t; const char *name; int bs; size_t bb; bool w; } want[] = {
+        { SLM_T_F32, "f32", 1, 4, true }, { SLM_T_F16, "f16", 1, 2, true },
+        { SLM_T_BF16, "bf16", 1, 2, true }, { SLM_T_Q4_0, "q4_0", 32, 18, true },
+        { SLM_T_Q4_1, "q4_1", 32, 20, true }, { SLM_T_Q5_0, "q5_0", 32, 22, true },
+        { SLM_T_Q5_1, "q5_1", 32, 24, true }, { SLM_T_Q8_0, "q8_0", 32, 34, true },
+        { SLM_T_Q8_1, "q8_1", 32, 36, false }, { SLM_T_Q2_K, "q2_K", 256, 84, true },
+        { SLM_T_Q3_K, "q3_K", 256, 110, true }, { SLM_T_Q4_K, "q4_K", 256, 144, true },
+        { SLM_T_Q5_K, "q5_K", 256, 176, true }, { SLM_T_Q6_K, "q6_K", 256, 210, true },
+        { SLM_T_Q8_K, "q8_K", 256, 292, false },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const slm_type_info *t = slm_type_get(want[i].t);
+        CHECKF(t && strcmp(t->name, want[i].name) == 0 && t->block_size == want[i].bs &&
+               t->block_bytes == want[i].bb && t->is_weight_type == want[i].w, "type %u", want[i].t);
+    }
+    CHECK(slm_vec_type(SLM_T_F16) == SLM_T_F32 && slm_vec_type(SLM_T_BF16) == SLM_T_F32);
+    CHECK(slm_vec_type(SLM_T_Q5_0) == SLM_T_Q8_0 && slm_vec_type(SLM_T_Q8_0) == SLM_T_Q8_0);
+    CHECK(slm_vec_type(SLM_T_Q4_K) == SLM_T_Q8_K && slm_vec_type(SLM_T_Q6_K) == SLM_T_Q8_K);
+    const char *kn = slm_kernels_name();
+    CHECK(kn && (!strcmp(kn, "scalar") || !strcmp(kn, "avx2") || !strcmp(kn, "avx512") || !strcmp(kn, "neon")));
+    printf("kernels: %s\n", kn);
+}
+
+/* ---- (a) golden dequantization ---- */
+static void test_fixtures(void) {
+    static const uint32_t types[] = {
+        SLM_T_F32, SLM_T_F16, SLM_T_BF16, SLM_T_Q4_0, SLM_T_Q4_1, SLM_T_Q5_0, SLM_T_Q5_1,
+        SLM_T_Q8_0, SLM_T_Q2_K, SLM_T_Q3_K, SLM_T_Q4_K, SLM_T_Q5_K, SLM_T_Q6_K,
+    };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const slm_type_info *t = slm_type_get(types[ti]);
+        char path[256];
+        snprintf(path, sizeof path, "tests/fixtures/quant/%s.bin", t->name);
+        size_t len = 0;
+        char *buf = test_read_file(path, &len);
+        CHECKF(buf != NULL, "missing %s (run scripts/gen_quant_fixtures.py)", path);
+        if (!buf) continue;
+        size_t per_block = t->block_bytes + (size_t)t->block_size * 4;
+        CHECKF(len % per_block == 0 && len > 0, "%s: size %zu", path, len);
+        size_t nb = len / per_block;
+        int64_t n = (int64_t)nb * t->block_size;
+        size_t raw_bytes = nb * t->block_bytes;
+        /* copy the blocks to an odd address: kernels must not assume alignment */
+        uint8_t *raw = malloc(raw_bytes + 1);
+        memcpy(raw + 1, buf, raw_bytes);
+        float *ref = malloc((size_t)n * 4), *got = malloc((size_t)n * 4);
+        memcpy(ref, buf + raw_bytes, (size_t)n * 4);
+        CHECK(slm_row_bytes(types[ti], n) == raw_bytes);
+        slm_dequantize_row(types[ti], raw + 1, got, n);
+        int64_t bad = 0, first = -1;
+        for (int64_t i = 0; i < n; i++)
+            if (memcmp(&ref[i], &got[i], 4) != 0) { if (first < 0) first = i; bad++; }
+        CHECKF(bad == 0, "%s: %lld of %lld values differ, first at %lld: got %.9g want %.9g",
+               t->name, (long long)bad, (long long)n, (long long)first,
+               first >= 0 ? got[first] : 0.0, first >= 0 ? ref[first] : 0.0);
+        /* slm_dot_ref is the double dot of those values */
+        float *x = malloc((size_t)n * 4);
+        double want = 0;
+        for (int64_t i = 0; i < n; i++) { x[i] = gauss(); want += isfinite(ref[i]) ? (double)ref[i] * x[i] : 0; }
+        if (types[ti] != SLM_T_F32 && types[ti] != SLM_T_F16 && types[ti] != SLM_T_BF16) {
+            double d = slm_dot_ref(types[ti], raw + 1, x, n);
+            CHECKF(d == want, "%s: dot_ref %.17g want %.17g", t->name, d, want);
+        }
+        free(x); free(raw); free(ref); free(got); free(buf);
+    }
+}
+
+/* ---- (c) conversions ---- */
+static void test_conversions(void) {
+    /* every half against (1024 + m) * 2^(e - 25), m * 2^-24, inf, nan */
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint32_t e = (h >> 10) & 31, m = h & 1023;
+        double want = e == 0 ? ldexp((double)m, -24) : ldexp(1024.0 + m, (int)e - 25);
+        if (h & 0x8000) want = -want;
+        float f = slm_f16_to_f32((uint16_t)h);
+        if (e == 31 && m != 0) {
+            CHECKF(isnan(f), "h=%04x", h);
+            uint16_t back = slm_f32_to_f16(f);
+            CHECKF((back & 0x7c00) == 0x7c00 && (back & 0x3ff) != 0, "nan %04x -> %04x", h, back);
+            continue;
+        }
+        if (e == 31) want = (h & 0x8000) ? -INFINITY : INFINITY;
+        if (!(f == (float)want && signbit(f) == signbit(want))) {
+            CHECKF(0, "f16 %04x -> %.9g want %.9g", h, f, want);
+        }
+        if (slm_f32_to_f16(f) != h) CHECKF(0, "f16 round trip %04x -> %04x", h, slm_f32_to_f16(f));
+        uint32_t bits = h << 16;
+        float bf;
+        memcpy(&bf, &bits, 4);
+        float bf_got = slm_bf16_to_f32((uint16_t)h);
+        if (memcmp(&bf, &bf_got, 4) != 0) CHECKF(0, "bf16 %04x", h);
+        if (!isnan(bf) && slm_f32_to_bf16(bf) != h) CHECKF(0, "bf16 round trip %04x", h);
+    }
+    CHECK(slm_f16_to_f32(0x0001) == 0x1p-24f);
+    CHECK(slm_f16_to_f32(0x03ff) == 1023 * 0x1p-24f);
+    CHECK(slm_f16_to_f32(0x0400) == 0x1p-14f);
+    CHECK(slm_f16_to_f32(0x7bff) == 65504.f);
+    CHECK(isinf(slm_f16_to_f32(0x7c00)) && slm_f16_to_f32(0xfc00) < 0);
+    CHECK(isnan(slm_f16_to_f32(0x7e00)) && isnan(slm_f16_to_f32(0xfc01)));
+    CHECK(slm_f32_to_f16(NAN) != 0x7c00 && (slm_f32_to_f16(NAN) & 0x7c00) == 0x7c00);
+    CHECK(isnan(slm_bf16_to_f32(slm_f32_to_bf16(NAN))));
+    CHECK(slm_f32_to_f16(1e-8f) == 0 && slm_f32_to_f16(-1e-8f) == 0x8000);
+
+    /* numpy float16 / gguf bf16 rounding of tricky values */
+    size_t len = 0;
+    char *buf = test_read_file("tests/fixtures/quant/conv.bin", &len);
+    CHECKF(buf && len % 8 == 0, "tests/fixtures/quant/conv.bin");
+    if (!buf) return;
+    size_t n = len / 8;
+    int bad16 = 0, badbf = 0;
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        uint16_t w16, wbf;
+        memcpy(&x, buf + 4 * i, 4);
+        memcpy(&w16, buf + 4 * n + 2 * i, 2);
+        memcpy(&wbf, buf + 6 * n + 2 * i, 2);
+        if (slm_f32_to_f16(x) != w16 && bad16++ < 5)
+            fprintf(stderr, "f32_to_f16(%.9g) = %04x, numpy %04x\n", x, slm_f32_to_f16(x), w16);
+        if (slm_f32_to_bf16(x) != wbf && badbf++ < 5)
+            fprintf(stderr, "f32_to_bf16(%.9g) = %04x, gguf %04x\n", x, slm_f32_to_bf16(x), wbf);
+    }
+    CHECKF(bad16 == 0, "%d f16 conversions differ from numpy", bad16);
+    CHECKF(badbf == 0, "%d bf16 conversions differ from gguf", badbf);
+    free(buf);
+}
+
+/* ---- (b) dot products ---- */
+
+/* A random row of `type`: random bytes with sane f16 scales (as the fixtures),
+ * or random values for the float types. `mode` 1 makes every scale zero in
+ * some blocks. */
+static void random_row(uint32_t type, uint8_t *dst, int64_t n) {
+    const slm_type_info *t = slm_type_get(type);
+    size_t bytes = slm_row_bytes(type, n);
+    if (type == SLM_T_F32 || type == SLM_T_F16 || type == SLM_T_BF16) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = gauss();
+            if (type == SLM_T_F32) memcpy(dst + 4 * i, &v, 4);
+            else {
+                uint16_t h = type == SLM_T_F16 ? slm_f32_to_f16(v) : slm_f32_to_bf16(v);
+                memcpy(dst + 2 * i, &h, 2);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < bytes; i++) dst[i] = (uint8_t)rnd();
+    static const struct { uint32_t t; int off[2]; } f16s[] = {
+        { SLM_T_Q4_0, { 0, -1 } }, { SLM_T_Q4_1, { 0, 2 } }, { SLM_T_Q5_0, { 0, -1 } },
+        { SLM_T_Q5_1, { 0, 2 } }, { SLM_T_Q8_0, { 0, -1 } }, { SLM_T_Q2_K, { 80, 82 } },
+        { SLM_T_Q3_K, { 108, -1 } }, { SLM_T_Q4_K, { 0, 2 } }, { SLM_T_Q5_K, { 0, 2 } },
+        { SLM_T_Q6_K, { 208, -1 } },
+    };
+    for (size_t k = 0; k < sizeof f16s / sizeof f16s[0]; k++) {
+        if (f16s[k].t != type) continue;
+        for (size_t b = 0; b < bytes / t->block_bytes; b++)
+            for (int f = 0; f < 2; f++) {
+                if (f16s[k].off[f] < 0) continue;
+                float v = (float)(0.001 + unif() * 0.05) * (rnd() & 1 ? 1.f : -1.f);
+                if (rnd() % 17 == 0) v = 0.f;
+                uint16_t h = slm_f32_to_f16(v);
+                memcpy(dst + b * t->block_bytes + f16s[k].off[f], &h, 2);
+            }
+    }
+}
+
+/* Activations with block-to-block changes of scale, zero blocks and outliers. */
+static void random_act(float *x, int64_t n) {
+    float scale = 1.f;
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 32 == 0) {
+            uint64_t r = rnd() % 16;
+            scale = r == 0 ? 0.f : r == 1 ? 1e-3f : r == 2 ? 50.f : 1.f;
+        }
+        x[i] = gauss() * scale;
+        if (rnd() % 97 == 0) x[i] *= 20.f;
+    }
+}
+
+typedef struct {
+    double exact; /* sum of dequantized w * dequantized xq, in double */
+    double mag;   /* sum |w_i| |xq_i| */
+    double qerr;  /* bound on |sum w_i (x_i - xq_i)| from activation rounding */
+    double mag_x; /* sum |w_i| |x_i| */
+    int64_t nblocks;
+} dot_facts;
+
+/* What the test knows about w . x without trusting any kernel. */
+static dot_facts facts(uint32_t type, const uint8_t *w, const float *x, const uint8_t *xq, int64_t n) {
+    uint32_t vt = slm_vec_type(type);
+    const slm_type_info *vi = slm_type_get(vt);
+    float *wd = malloc((size_t)n * 4), *xd = malloc((size_t)n * 4);
+    slm_dequantize_row(type, w, wd, n);
+    slm_dequantize_row(vt, xq, xd, n);
+    dot_facts f = { 0, 0, 0, 0, n / slm_type_get(type)->block_size };
+    int bs = vi->block_size;
+    for (int64_t b = 0; b < n; b += bs) {
+        /* x_i = q*d + r with |r| <= d/2 (+ rounding of x*(1/d), 2u relative);
+         * the stored scale d' differs from d by at most 2^-11 d (f16 for Q8_0,
+         * f32 reciprocal for Q8_K), |q| <= 127: |x_i - q d'| <= d (0.5 + 127 * 2^-11) + 4u|x_i| */
+        double amax = 0;
+        for (int64_t i = b; i < b + bs; i++) amax = fmax(amax, fabs(x[i]));
+        double e = vt == SLM_T_F32 ? 0 : amax / 127.0 * (0.5 + 127.0 / 2048.0) + 4 * U32 * amax;
+        for (int64_t i = b; i < b + bs; i++) {
+            f.exact += (double)wd[i] * xd[i];
+            f.mag += fabs((double)wd[i] * xd[i]);
+            f.mag_x += fabs((double)wd[i] * x[i]);
+            f.qerr += fabs((double)wd[i]) * e;
+        }
+    }
+    free(wd); free(xd);
+    return f;
+}
+
+/* Kernels apply per-block scales in f32 and sum blocks in f32: error of the
+ * recursive sum <= (blocks + c) u sum|terms|; a term can exceed its block's
+ * share of `mag` when its scale and min parts cancel (x4 covers the random
+ * blocks here, where |dmin*m| <= |d*sc*q| typically). Float weights: up to 16
+ * lanes of n/16 sums each. */
+static double acc_tol(uint32_t type, const dot_facts *f) {
+    double steps = type == SLM_T_F32 || type == SLM_T_F16 || type == SLM_T_BF16
+        ? (double)f->nblocks / 8 + 16 : (double)f->nblocks + 16;
+    return steps * U32 * 4 * f->mag + 1e-30;
+}
+
+static void check_type_len(uint32_t type, int64_t n) {
+    const slm_type_info *t = slm_type_get(type);
+    uint32_t vt = slm_vec_type(type);
+    size_t wb = slm_row_bytes(type, n), xb = slm_row_bytes(vt, n);
+    enum { ROWS = 5 };
+    /* +1: odd addresses for the blocks and the activations */
+    uint8_t *wbuf = malloc(wb * ROWS + 1), *xbuf = malloc(xb + 1), *xbuf2 = malloc(xb + 1);
+    uint8_t *w = wbuf + 1, *xq = xbuf + 1, *xq2 = xbuf2 + 1;
+    float *x = malloc((size_t)n * 4);
+    for (int r = 0; r < ROWS; r++) random_row(type, w + (size_t)r * wb, n);
+    random_act(x, n);
+    slm_quantize_act(vt, x, xq, n);
+
+    /* SIMD activation quantization = scalar, byte for byte */
+    const slm_kernels *sk = slm_kernels_get("scalar");
+    if (vt == SLM_T_Q8_0 || vt == SLM_T_Q8_K) {
+        (vt == SLM_T_Q8_0 ? sk->quant_q8_0 : sk->quant_q8_k)(x, xq2, n);
+        CHECKF(memcmp(xq, xq2, xb) == 0, "%s n=%lld: quantize_act(%s) differs from scalar",
+               t->name, (long long)n, slm_type_get(vt)->name);
+        for (size_t s = 0; s < sizeof SIMD_SETS / sizeof SIMD_SETS[0]; s++) {
+            const slm_kernels *k = slm_kernels_get(SIMD_SETS[s]);
+            if (!k) continue;
+            memset(xq2, 0xa5, xb);
+            (vt == SLM_T_Q8_0 ? k->quant_q8_0 : k->quant_q8_k)(x, xq2, n);
+            CHECKF(memcmp(xq, xq2, xb) == 0, "%s quantize %s n=%lld differs from scalar",
+                   SIMD_SETS[s], slm_type_get(vt)->name, (long long)n);
+        }
+    }
+
+    dot_facts f = facts(type, w, x, xq, n);
+    double tol = acc_tol(type, &f);
+    float vs = slm_vec_dot_scalar(type, w, xq, n);
+    CHECKF(fabs(vs - f.exact) <= tol, "%s n=%lld: scalar %.9g exact %.9g tol %.3g",
+           t->name, (long long)n, vs, f.exact, tol);
+    float vd = slm_vec_dot(type, w, xq, n);
+    CHECKF(fabs(vd - f.exact) <= tol, "%s n=%lld: vec_dot(%s) %.9g exact %.9g tol %.3g",
+           t->name, (long long)n, slm_kernels_name(), vd, f.exact, tol);
+    /* against the unquantized activations: the activation rounding bound */
+    double ref = slm_dot_ref(type, w, x, n);
+    double qtol = f.qerr + tol + 1e-12 * f.mag_x;
+    CHECKF(fabs(vd - ref) <= qtol, "%s n=%lld: vec_dot %.9g dot_ref %.9g tol %.3g",
+           t->name, (long long)n, vd, ref, qtol);
+
+    /* each kernel set, single rows and several rows at once */
+    float out[ROWS];
+    float single[ROWS];
+    double tols[ROWS];
+    for (int r = 0; r < ROWS; r++) {
+        dot_facts fr = facts(type, w + (size_t)r * wb, x, xq, n);
+        tols[r] = acc_tol(type, &fr);
+        single[r] = (float)fr.exact;
+    }
+    const char *sets[] = { "scalar", "avx2", "avx512", "neon" };
+    for (size_t s = 0; s < 4; s++) {
+        const slm_kernels *k = slm_kernels_get(sets[s]);
+        if (!k) continue;
+        float v = k->dot[type](w, xq, n);
+        CHECKF(fabs(v - f.exact) <= tol, "%s %s n=%lld: %.9g exact %.9g tol %.3g",
+               sets[s], t->name, (long long)n, v, f.exact, tol);
+        for (int nr = 0; nr <= ROWS; nr++) {
+            for (int r = 0; r < ROWS; r++) out[r] = -12345.f;
+            slm_kernels_dot_rows(k, type, w, wb, nr, xq, n, out);
+            for (int r = 0; r < ROWS; r++) {
+                if (r >= nr) { CHECKF(out[r] == -12345.f, "%s rows wrote past nrows", sets[s]); continue; }
+                CHECKF(fabs(out[r] - single[r]) <= tols[r], "%s %s rows n=%lld nr=%d r=%d: %.9g exact %.9g",
+                       sets[s], t->name, (long long)n, nr, r, out[r], single[r]);
+            }
+        }
+    }
+    slm_vec_dot_rows(type, w, wb, ROWS, xq, n, out);
+    for (int r = 0; r < ROWS; r++) CHECKF(fabs(out[r] - single[r]) <= tols[r], "vec_dot_rows r=%d", r);
+    free(wbuf); free(xbuf); free(xbuf2); free(x);
+}
+
+static void test_dots(void) {
+    static const int64_t blocks[] = { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 20, 31, 64, 65, 80, 640, 2048 };
+    static const int64_t flens[] = { 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 640, 2048, 65536 };
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        uint32_t type = WEIGHT_TYPES[ti];
+        const slm_type_info *t = slm_type_get(type);
+        if (t->block_size == 1) {
+            for (size_t i = 0; i < sizeof flens / sizeof flens[0]; i++) check_type_len(type, flens[i]);
+            continue;
+        }
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+            if (t->block_size == QK_K && blocks[i] > 640) continue; /* 2048*256: slow under ASan */
+            check_type_len(type, blocks[i] * t->block_size);
+        }
+    }
+    /* zero activations: every kernel returns exactly 0 */
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        uint32_t type = WEIGHT_TYPES[ti], vt = slm_vec_type(type);
+        int64_t n = 512;
+        uint8_t *w = malloc(slm_row_bytes(type, n)), *xq = malloc(slm_row_bytes(vt, n));
+        float *x = calloc((size_t)n, 4);
+        random_row(type, w, n);
+        slm_quantize_act(vt, x, xq, n);
+        CHECKF(slm_vec_dot(type, w, xq, n) == 0.f, "%s: zero x", slm_type_get(type)->name);
+        free(w); free(xq); free(x);
+    }
+}
+
+/* Q8_0 / Q8_K layouts as ggml: f16 d + 32 int8; f32 d + 256 int8 + 16 int16 sums. */
+static void test_act_layout(void) {
+    float x[256];
+    for (int i = 0; i < 256; i++) x[i] = (float)(i - 100) / 10.f;
+    uint8_t q[292];
+    slm_quantize_act(SLM_T_Q8_0, x, q, 32);
+    uint16_t dh;
+    memcpy(&dh, q, 2);
+    CHECK(dh == slm_f32_to_f16(10.f / 127.f));
+    CHECK((int8_t)q[2] == -127 && (int8_t)q[2 + 31] == (int8_t)nearbyintf(-6.9f * 12.7f));
+    slm_quantize_act(SLM_T_Q8_K, x, q, 256);
+    float d;
+    memcpy(&d, q, 4);
+    CHECK(fabsf(d - 15.5f / 127.f) < 1e-6f);
+    CHECK((int8_t)q[4 + 255] == 127);
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += (int8_t)q[4 + 16 * g + j];
+        int16_t b;
+        memcpy(&b, q + 260 + 2 * g, 2);
+        CHECK(b == s);
+    }
+}
+
+int main(void) {
+    test_table();
+    test_fixtures();
+    test_conversions();
+    test_act_layout();
+    test_dots();
+    return test_finish();
+}

@@ -1,0 +1,33 @@
+/* slm: the command-line client of libslm. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out) {
+    fputs("usage: slm COMMAND [options]\n\n"
+          "commands:\n"
+          "  run     generate a continuation of a prompt\n"
+          "  chat    multi-turn chat in the model's turn format\n"
+          "  info    show a GGUF file's metadata and tensors\n\n"
+          "  slm COMMAND --help   options of one command\n"
+          "  slm --version        version and CPU kernels\n\n"
+          "With no -m, commands use the default model (Gemma 3 270M Q4_K_M) in $SLM_MODELS,\n"
+          "or ~/.cache/slm/models; `make model` fetches it.\n", out);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("slm %s (CPU kernels: %s)\n", SLM_VERSION_STRING, slm_cpu_backend_name());
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    fprintf(stderr, "slm: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
