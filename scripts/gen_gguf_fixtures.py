@@ -27,6 +27,7 @@ offsets, data offset) are read back with gguf.GGUFReader.
 """
 import os
 import shutil
+import struct
 import sys
 
 import numpy as np
@@ -211,10 +212,40 @@ def minimal():
     fx.write()
 
 
+def fuzz_seeds():
+    """Small hand-made seeds for shapes gguf-py does not write (empty arrays,
+    arrays of empty arrays, zero-size tensors, no tensors)."""
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    def hdr(n_tensors, n_kv):
+        return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv)
+
+    # no tensors, no padding; empty arrays and a nested one
+    kvs = (s("e") + struct.pack("<IIQ", 9, 4, 0)
+           + s("n") + struct.pack("<IIQ", 9, 9, 2) + struct.pack("<IQ", 8, 1) + s("x")
+           + struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 0, 2) + b"\x01\x02"
+           + s("f") + struct.pack("<If", 6, 1.5))
+    seeds = {"kv_only.gguf": hdr(0, 3) + kvs}
+    # zero-size and K-quant tensors, alignment 16
+    body = s("general.alignment") + struct.pack("<II", 4, 16)
+    ti = (s("z") + struct.pack("<IQIQ", 1, 0, 0, 0)
+          + s("k") + struct.pack("<IQQIQ", 2, 256, 1, 14, 0))
+    head = hdr(2, 1) + body + ti
+    head += b"\0" * (-len(head) % 16)
+    seeds["tensors.gguf"] = head + bytes(range(210))
+    os.makedirs(CORPUS, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(CORPUS, name), "wb") as f:
+            f.write(data)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     all_types()
     minimal()
+    fuzz_seeds()
     print(f"wrote fixtures to {OUT}", file=sys.stderr)
 
 

@@ -264,7 +264,7 @@ def main():
         # greedy continuation with HF's KV cache, all N_GREEDY steps (no stop at EOS)
         gen, margins = [], []
         o = model(inp, use_cache=True)
-        past = o.past_key_values
+        past = o.cache
         step_logits = o.logits[0, -1].float()
         cached_rows = []
         for s in range(N_GREEDY):
@@ -275,8 +275,8 @@ def main():
             margins.append(float(top2.values[0] - top2.values[1]))
             cached_rows.append(step_logits)
             if s + 1 < N_GREEDY:
-                o = model(torch.tensor([[nxt]]), past_key_values=past, use_cache=True)
-                past = o.past_key_values
+                o = model(torch.tensor([[nxt]]), cache=past, use_cache=True)
+                past = o.cache
                 step_logits = o.logits[0, -1].float()
         del past, o
         # the cached decode must agree with one full pass over prompt + continuation
@@ -329,8 +329,9 @@ def main():
     c("#     0 <= q - k < sliding_window (attention probabilities exactly 0 for q - k >= 512 in every")
     c("#     local layer, > 0 in the global layers); " + window_notes[0] + ".")
     c("#   - the greedy steps (decoded with HF's KV cache) agree with one full forward pass.")
-    c("# GGUF metadata of the file (gemma3.*): " + ", ".join(
-        "%s=%s" % (k[len("gemma3."):], gguf_keys[k]) for k in sorted(gguf_keys)))
+    c("# GGUF metadata of the file (gemma3.*):")
+    for k in sorted(gguf_keys):
+        c("#   %s = %s" % (k, gguf_keys[k]))
     c("#   Note: the file has no rope.freq_base_swa key (and no query_pre_attn_scalar or window-pattern")
     c("#   key): HF takes the local rope theta 10000, query_pre_attn_scalar 256 and the every-6th")
     c("#   pattern from its Gemma3 defaults, as llama.cpp does.")

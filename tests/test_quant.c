@@ -54,7 +54,7 @@ static void test_table(void) {
     CHECK(slm_row_bytes(4, 32) == 0);
     CHECK(slm_row_bytes(99, 32) == 0);
     CHECK(slm_row_bytes(UINT32_MAX, 32) == 0);
-    CHECK(slm_row_bytes(SLM_T_Q8_0, INT64_MAX - 31) == 0 || sizeof(size_t) > 8);
+    CHECK(slm_row_bytes(SLM_T_F32, INT64_MAX) == 0 || sizeof(size_t) > 8); /* overflow */
     CHECK(slm_type_get(4) == NULL && slm_type_get(16) == NULL && slm_type_get(31) == NULL);
     CHECK(slm_type_get(1000) == NULL);
     static const struct { uint32_t t; const char *name; int bs; size_t bb; bool w; } want[] = {
@@ -139,7 +139,7 @@ static void test_conversions(void) {
             continue;
         }
         if (e == 31) want = (h & 0x8000) ? -INFINITY : INFINITY;
-        if (!(f == (float)want && signbit(f) == signbit(want))) {
+        if (!(f == (float)want && !!signbit(f) == !!signbit(want))) {
             CHECKF(0, "f16 %04x -> %.9g want %.9g", h, f, want);
         }
         if (slm_f32_to_f16(f) != h) CHECKF(0, "f16 round trip %04x -> %04x", h, slm_f32_to_f16(f));

@@ -26,7 +26,8 @@ typedef struct gguf_str {
 typedef struct gguf_kv {
     gguf_str key;
     uint32_t type;          /* enum gguf_vtype */
-    /* scalars (type != ARRAY, != STRING): the value widened */
+    /* scalars (type != ARRAY, != STRING): the value widened; u for unsigned
+     * types and bool (any non-zero byte reads as 1), i for signed, f for floats */
     union { uint64_t u; int64_t i; double f; } num;
     gguf_str str;           /* type == STRING */
     /* arrays: element type, count, and the raw element bytes in the file.
@@ -58,8 +59,10 @@ typedef struct gguf_file {
     uint64_t n_kv, n_tensors;
     gguf_kv *kv;
     gguf_tensor *tensors;
-    uint32_t alignment;
-    uint64_t data_offset;
+    uint32_t alignment;    /* general.alignment, or 32 */
+    uint64_t data_offset;  /* first multiple of alignment after the tensor
+                              infos; may lie past the end of the file only
+                              when there are no tensors */
 } gguf_file;
 
 /* Maps and parses a file. Errors name the problem (bad magic, unsupported
@@ -82,8 +85,10 @@ bool gguf_get_f64(const gguf_file *f, const char *key, double *out);
 bool gguf_get_bool(const gguf_file *f, const char *key, bool *out);
 bool gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 
-/* Element i of a numeric array widened to double / int64 (no bounds check
- * beyond i < arr_n, which the caller must ensure). */
+/* Element i of a numeric array widened to double / int64. i >= arr_n, a kv
+ * that is not an array, and element types that do not apply (strings and
+ * nested arrays; floats for the int64 one) give 0. bool reads as 0/1; a u64
+ * above INT64_MAX saturates in gguf_arr_i64. */
 double gguf_arr_f64(const gguf_kv *kv, uint64_t i);
 int64_t gguf_arr_i64(const gguf_kv *kv, uint64_t i);
 

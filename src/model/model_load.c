@@ -139,15 +139,21 @@ static slm_status bind_layer(const gguf_file *f, const slm_arch *a, const slm_co
     return SLM_OK;
 }
 
-slm_status slm_model_bind(struct slm_model *m) {
-    const gguf_file *f = m->gguf;
+/* The architecture is checked before the tokenizer is built, so that a
+ * model we cannot run is reported as such and not as a tokenizer problem. */
+static slm_status check_arch(struct slm_model *m) {
     gguf_str arch_name;
-    if (!gguf_get_str(f, "general.architecture", &arch_name))
+    if (!gguf_get_str(m->gguf, "general.architecture", &arch_name))
         return slm_fail(SLM_ERR_FORMAT, "model lacks 'general.architecture'");
     m->arch = slm_arch_find(arch_name);
     if (!m->arch)
         return slm_fail(SLM_ERR_UNSUPPORTED, "unsupported architecture '%.*s' (supported: gemma3)",
                         (int)(arch_name.len > 64 ? 64 : arch_name.len), arch_name.ptr);
+    return SLM_OK;
+}
+
+slm_status slm_model_bind(struct slm_model *m) {
+    const gguf_file *f = m->gguf;
     slm_status st = read_config(f, m->arch, tok_n_vocab(m->tok), &m->cfg);
     if (st) return st;
     const slm_config *c = &m->cfg;
@@ -179,6 +185,7 @@ slm_status slm_model_open(const char *path, slm_model **out) {
     struct slm_model *m = calloc(1, sizeof *m);
     if (!m) return slm_fail(SLM_ERR_NOMEM, "out of memory");
     slm_status st = gguf_open(path, &m->gguf);
+    if (!st) st = check_arch(m);
     if (!st) st = tok_load(m->gguf, &m->tok);
     if (!st) st = slm_model_bind(m);
     if (st) { slm_model_close(m); return st; }

@@ -29,13 +29,16 @@
  * Determinism: the PRNG is xoshiro256** seeded by splitmix64 from the seed,
  * a pure 64-bit integer computation, so the random stream is the same on every
  * platform; each non-greedy sample consumes exactly one 64-bit draw. The
- * probabilities use expf() from the C library, whose last-bit rounding may
- * differ between libms; that can only matter when a draw lands within an ulp
- * of a boundary between two tokens.
+ * weights use slm_exp_neg (sample_math.h: IEEE +, -, * only, no libm), sums
+ * are in double in a fixed order and ties are broken by id, so for the same
+ * logits the same seed gives the same tokens on any IEEE-754 platform that
+ * evaluates float in float (FLT_EVAL_METHOD 0: x86-64 SSE, AArch64).
  *
+ * The repetition penalty also applies when greedy (temperature <= 0).
  * NaN logits are treated as -inf. If the best logit is +inf or every logit is
  * -inf/NaN, the result is the argmax (lowest id among the best). */
 #include "base/status.h"
+#include "sample/sample_math.h"
 #include "slm.h"
 
 #include <math.h>
@@ -236,93 +239,135 @@ static void heap_sift_up(cand *h, int i) {
     }
 }
 
-/* NaN -> -inf in place; returns the index of the first max. */
-static int sanitize_argmax(float *logits, int n) {
-    int best = 0;
-    float bv = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        float l = logits[i];
-        if (isnan(l)) logits[i] = l = -INFINITY;
-        if (l > bv) { bv = l; best = i; }
-    }
-    return best;
+/* Largest value of l[0..n) ignoring NaN (-inf if none): eight independent
+ * chains so the loop runs at several elements per cycle. */
+static float max_value(const float *l, int n) {
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                  -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) m[j] = l[i + j] > m[j] ? l[i + j] : m[j];
+    for (; i < n; i++) m[0] = l[i] > m[0] ? l[i] : m[0];
+    float r = m[0];
+    for (int j = 1; j < 8; j++) r = m[j] > r ? m[j] : r;
+    return r;
+}
+
+/* Index of the first maximum, NaN ignored; 0 if every value is NaN/-inf. */
+static int argmax(const float *l, int n) {
+    float m = max_value(l, n);
+    if (m == -INFINITY || isnan(m)) return 0;
+    for (int i = 0; i < n; i++)
+        if (l[i] == m) return i;
+    return 0; /* unreachable */
 }
 
 /* d = (M - l) / T and w = exp(-d): one definition used everywhere, so a token
- * gets bit-identical values in every pass. */
+ * gets bit-identical values in every pass. NaN logits give d = NaN, w = 0 and
+ * fail every `d <= bound` test. */
 static inline float scaled_dist(float l, float m, float inv_t) { return (m - l) * inv_t; }
 
-/* The tail of the chain on n candidates sorted best-first (cand[0] = max):
- * softmax (normaliser z, or the candidates' own sum if z <= 0), top-p, min-p,
- * renormalise, draw. When unsorted (top-p off) the order is the id order. */
+/* The tail of the chain on n candidates, sorted best-first when top-p is on
+ * (in id order otherwise); m is the largest logit among them. Softmax (with
+ * normaliser z, or the candidates' own sum if z <= 0; only top-p needs it),
+ * top-p, min-p, renormalise, draw. */
 static slm_token finish(slm_sampler *s, int n, float m, float inv_t, double z) {
     cand *c = s->cand;
-    if (z <= 0.0) {
+    if (top_p_on(s) && z <= 0.0) {
         z = 0.0;
-        for (int i = 0; i < n; i++) z += expf(-scaled_dist(c[i].logit, m, inv_t));
+        for (int i = 0; i < n; i++) z += slm_exp_neg(scaled_dist(c[i].logit, m, inv_t));
     }
     int keep = n;
     if (top_p_on(s)) {
         double target = (double)s->p.top_p * z, cum = 0.0;
         for (int i = 0; i < n; i++) {
-            cum += expf(-scaled_dist(c[i].logit, m, inv_t));
+            cum += slm_exp_neg(scaled_dist(c[i].logit, m, inv_t));
             if (cum >= target) { keep = i + 1; break; }
         }
     }
-    /* min-p: drop p < min_p * p_max, i.e. w < min_p (w_max = 1) */
+    /* min-p: drop p < min_p * p_max, i.e. w < min_p (w_max = e^0 = 1) */
     double total = 0.0;
     int kept = 0;
     for (int i = 0; i < keep; i++) {
-        float w = expf(-scaled_dist(c[i].logit, m, inv_t));
-        if (min_p_on(s) && w < s->p.min_p) continue;
+        float w = slm_exp_neg(scaled_dist(c[i].logit, m, inv_t));
+        if (!(w > 0.0f) || (min_p_on(s) && w < s->p.min_p)) continue; /* w = 0: p < 2e-38 */
         c[kept++] = c[i];
         total += w;
     }
     if (kept == 0 || !(total > 0.0)) return c[0].id; /* cannot happen: the max has w = 1 */
     double u = rng_uniform(s) * total, cum = 0.0;
     for (int i = 0; i < kept; i++) {
-        cum += expf(-scaled_dist(c[i].logit, m, inv_t));
+        cum += slm_exp_neg(scaled_dist(c[i].logit, m, inv_t));
         if (u < cum) return c[i].id;
     }
     return c[kept - 1].id; /* rounding */
 }
 
+/* The k best (logit desc, id asc) into s->cand, sorted; returns how many. A
+ * min-heap holds the best so far; blocks of 32 whose maximum cannot beat the
+ * heap's worst are skipped after a cheap scan. */
+static int select_top_k(slm_sampler *s, const float *logits, int k) {
+    cand *c = s->cand;
+    const int nv = s->n_vocab;
+    int n = 0;
+    float thr = -INFINITY; /* the heap's worst logit once it is full */
+    for (int b = 0; b < nv; b += 32) {
+        int e = b + 32 < nv ? b + 32 : nv;
+        if (n == k && max_value(logits + b, e - b) <= thr) continue;
+        for (int i = b; i < e; i++) {
+            float l = logits[i];
+            if (isnan(l)) l = -INFINITY;
+            if (n < k) {
+                c[n] = (cand){l, i};
+                heap_sift_up(c, n++);
+                if (n == k) thr = c[0].logit;
+            } else if (l > thr) { /* ids ascend: an equal logit never wins */
+                c[0] = (cand){l, i};
+                heap_sift_down(c, k, 0);
+                thr = c[0].logit;
+            }
+        }
+    }
+    qsort(c, (size_t)n, sizeof *c, cand_cmp);
+    return n;
+}
+
 slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     const int nv = s->n_vocab;
     if (penalty_on(s)) apply_penalty(s, logits);
-    if (!(s->p.temperature > 0.0f)) return sanitize_argmax(logits, nv);
-
+    if (!(s->p.temperature > 0.0f)) return argmax(logits, nv);
     const float inv_t = 1.0f / s->p.temperature;
-    cand *c = s->cand;
+    if (!isfinite(inv_t)) return argmax(logits, nv); /* T so small 1/T overflows */
 
     if (top_k_on(s)) {
-        const int k = s->p.top_k;
-        int n = 0;
-        for (int i = 0; i < nv; i++) {
-            float l = logits[i];
-            if (isnan(l)) l = -INFINITY;
-            cand x = {l, i};
-            if (n < k) {
-                c[n] = x;
-                heap_sift_up(c, n++);
-            } else if (l > c[0].logit) { /* ids ascend: an equal logit never wins */
-                c[0] = x;
-                heap_sift_down(c, k, 0);
-            }
-        }
-        qsort(c, (size_t)n, sizeof *c, cand_cmp);
-        float m = c[0].logit;
-        if (!isfinite(m)) return c[0].id;
+        int n = select_top_k(s, logits, s->p.top_k);
+        float m = s->cand[0].logit;
+        if (!isfinite(m)) return s->cand[0].id;
         return finish(s, n, m, inv_t, 0.0);
     }
 
     /* the whole vocabulary */
-    int best = sanitize_argmax(logits, nv);
+    int best = argmax(logits, nv);
     float m = logits[best];
     if (!isfinite(m)) return best;
 
-    /* candidate bound from min-p: keep d <= -log(min_p) (+ margin; the exact
-     * test w >= min_p comes in finish) */
+    if (!top_p_on(s) && !min_p_on(s)) {
+        /* plain softmax over everything: draw without building candidates */
+        double tot = 0.0;
+        for (int i = 0; i < nv; i++) tot += slm_exp_neg(scaled_dist(logits[i], m, inv_t));
+        double u = rng_uniform(s) * tot, cum = 0.0;
+        int last = best;
+        for (int i = 0; i < nv; i++) {
+            float w = slm_exp_neg(scaled_dist(logits[i], m, inv_t));
+            if (w > 0.0f) last = i;
+            cum += w;
+            if (u < cum) return i;
+        }
+        return last; /* rounding */
+    }
+
+    /* candidate bound from min-p: it keeps d <= -log(min_p) (the bound has a
+     * margin; finish applies the exact test w >= min_p) */
     float d_max = INFINITY;
     if (min_p_on(s)) d_max = -logf(s->p.min_p) * 1.001f + 1e-3f;
 
@@ -331,9 +376,9 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
         memset(s->hist, 0, sizeof s->hist);
         for (int i = 0; i < nv; i++) {
             float d = scaled_dist(logits[i], m, inv_t);
-            float w = expf(-d);
+            float w = slm_exp_neg(d);
             z += w;
-            float bf = d * HIST_SCALE; /* d >= 0; +inf for -inf logits */
+            float bf = d * HIST_SCALE; /* >= 0; +inf for -inf logits, NaN for NaN */
             int b = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
             s->hist[b] += w;
         }
@@ -345,32 +390,16 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
         }
         b += 1; /* one bucket of slack against rounding */
         if (b < HIST_BUCKETS - 1) {
-            float d_hist = (float)(b + 1) / HIST_SCALE; /* buckets 0..b: d * SCALE < b + 1 */
+            /* buckets 0..b hold the tokens with d * SCALE < b + 1 (exact: SCALE is 4) */
+            float d_hist = (float)(b + 1) / HIST_SCALE;
             if (d_hist < d_max) d_max = d_hist;
         }
     }
 
+    cand *c = s->cand;
     int n = 0;
-    if (d_max == INFINITY) {
-        if (!top_p_on(s) && !min_p_on(s)) {
-            /* plain softmax over everything: draw without building candidates */
-            double tot = 0.0;
-            for (int i = 0; i < nv; i++) tot += expf(-scaled_dist(logits[i], m, inv_t));
-            double u = rng_uniform(s) * tot, cum = 0.0;
-            int last = best;
-            for (int i = 0; i < nv; i++) {
-                float w = expf(-scaled_dist(logits[i], m, inv_t));
-                if (w > 0.0f) last = i;
-                cum += w;
-                if (u < cum) return i;
-            }
-            return last; /* rounding */
-        }
-        for (int i = 0; i < nv; i++) c[n++] = (cand){logits[i], i};
-    } else {
-        for (int i = 0; i < nv; i++)
-            if (scaled_dist(logits[i], m, inv_t) <= d_max) c[n++] = (cand){logits[i], i};
-    }
+    for (int i = 0; i < nv; i++)
+        if (scaled_dist(logits[i], m, inv_t) <= d_max) c[n++] = (cand){logits[i], i};
     if (top_p_on(s)) qsort(c, (size_t)n, sizeof *c, cand_cmp);
     return finish(s, n, m, inv_t, top_p_on(s) ? z : 0.0);
 }

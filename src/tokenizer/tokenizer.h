@@ -1,5 +1,19 @@
 /* SentencePiece-style tokenizer built from a GGUF vocabulary (and, later,
- * byte-level BPE). Internal: the public surface is slm_tokenize & co. */
+ * byte-level BPE). Internal: the public surface is slm_tokenize & co.
+ *
+ * Encoding ("llama" vocabularies, as llama.cpp does it):
+ *   1. Tokens whose text is matched literally are cut out of the raw text
+ *      first: user-defined tokens always (Gemma: "\n" runs, space runs, tab
+ *      runs, HTML tags...), control and unknown tokens only with
+ *      parse_special. At each position the longest such token wins.
+ *   2. In the text between them every ' ' becomes U+2581 and the text is split
+ *      into UTF-8 characters; the adjacent pair whose concatenation is a piece
+ *      with the highest score is merged (ties: the leftmost), repeatedly.
+ *   3. A symbol that is not a piece comes out as its <0xNN> byte tokens
+ *      (or the unknown token where the vocabulary lacks them).
+ * With tokenizer.ggml.add_space_prefix (default true, as in llama.cpp; Gemma
+ * sets false) a space is put before the text that starts the input or follows
+ * a literally matched token. */
 #ifndef SLM_TOKENIZER_H
 #define SLM_TOKENIZER_H
 
@@ -12,6 +26,10 @@
 
 typedef struct slm_tokenizer slm_tokenizer;
 
+/* Errors: SLM_ERR_FORMAT for a missing or malformed vocabulary (no tokens
+ * array, scores/types of another length or type, a special id out of range,
+ * a bad byte token...), SLM_ERR_UNSUPPORTED for a tokenizer model other than
+ * "llama". */
 slm_status tok_load(const gguf_file *f, slm_tokenizer **out);
 void tok_free(slm_tokenizer *t);
 
@@ -23,11 +41,68 @@ int32_t tok_lookup(const slm_tokenizer *t, const char *piece, size_t len);
 bool tok_is_eog(const slm_tokenizer *t, int32_t id);
 bool tok_add_bos(const slm_tokenizer *t);
 
-/* Encodes text (validated UTF-8). *out is malloc'd. */
+/* Encodes text (validated UTF-8). *out is malloc'd. Invalid UTF-8 is an
+ * SLM_ERR_INVALID_ARG whose message gives the byte offset. */
 slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len,
                       bool add_bos, bool parse_special, int32_t **out, size_t *n_out);
 
-/* Bytes of one token; see slm_token_to_bytes. */
+/* Bytes of one token; see slm_token_to_bytes. Normal pieces with U+2581
+ * turned back into spaces, byte tokens as their byte, user-defined tokens
+ * verbatim, control/unknown tokens verbatim only when `special` (else ""),
+ * unused tokens and ids out of range "". */
 size_t tok_piece_bytes(const slm_tokenizer *t, int32_t id, bool special, char *buf, size_t cap);
+
+/* ---- additions ---------------------------------------------------------- */
+
+/* GGUF token types (tokenizer.ggml.token_type). */
+enum tok_type {
+    TOK_UNDEFINED = 0, TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3,
+    TOK_USER_DEFINED = 4, TOK_UNUSED = 5, TOK_BYTE = 6,
+};
+
+int tok_type(const slm_tokenizer *t, int32_t id);     /* -1 if out of range */
+float tok_score(const slm_tokenizer *t, int32_t id);  /* 0 if out of range */
+/* The piece exactly as stored in the vocabulary (e.g. "▁the", "<0x0A>"). */
+const char *tok_text(const slm_tokenizer *t, int32_t id, size_t *len);
+int32_t tok_unk(const slm_tokenizer *t);              /* -1 if none */
+
+/* ---- internals, for the files in src/tokenizer only --------------------- */
+
+/* Trie of the literally matched tokens (control, unknown, user-defined). */
+typedef struct tok_trie_node {
+    int32_t first_child, next_sibling;
+    int32_t id;            /* token ending here, or -1 */
+    unsigned char byte;
+} tok_trie_node;
+
+struct slm_tokenizer {
+    int32_t n_vocab;
+    char *pool;            /* all piece texts, back to back */
+    uint64_t *off;         /* n_vocab + 1 offsets into pool */
+    float *score;
+    uint8_t *type;
+    size_t max_piece_len;
+
+    /* piece text -> id: open addressing, `cap` a power of two, slots hold
+     * id + 1 (0 = empty) and the upper half of the hash. */
+    uint32_t *slot_id, *slot_hash;
+    size_t cap;
+
+    int32_t byte_tok[256]; /* <0xNN> ids, -1 where missing */
+
+    tok_trie_node *trie;   /* node 0 = root */
+    int32_t n_trie;
+    uint8_t trie_first[32];/* bitmap of the bytes special tokens start with */
+
+    int32_t bos, eos, unk, eot, pad;
+    bool add_bos, add_space_prefix;
+    bool has_unused;       /* any TOK_UNUSED piece (they are split back) */
+    int32_t eog[8];
+    int n_eog;
+};
+
+uint64_t tok_hash(const char *s, size_t n);
+/* Id of the piece s[0..n) or -1 (any type). */
+int32_t tok_find(const slm_tokenizer *t, const char *s, size_t n);
 
 #endif

@@ -9,7 +9,8 @@ static void usage(FILE *out) {
           "commands:\n"
           "  run     generate a continuation of a prompt\n"
           "  chat    multi-turn chat in the model's turn format\n"
-          "  info    show a GGUF file's metadata and tensors\n\n"
+          "  info    show a GGUF file's metadata and tensors\n"
+          "  bench   measure prompt and generation speed (tokens/s), like llama-bench\n\n"
           "  slm COMMAND --help   options of one command\n"
           "  slm --version        version and CPU kernels\n\n"
           "With no -m, commands use the default model (Gemma 3 270M Q4_K_M) in $SLM_MODELS,\n"
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "chat")) return cmd_chat(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "slm: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,307 @@
+/* Encoding with a "llama" (SentencePiece-style) vocabulary; see tokenizer.h
+ * for the rules. The merge loop keeps the candidate pairs in a binary heap
+ * (highest score first, then leftmost) and the symbols in a linked list, so a
+ * fragment of n characters costs O(n log n) hash lookups and heap operations.
+ *
+ * Which pieces a merge may produce: normal, user-defined and unused ones
+ * (SentencePiece's rule; llama.cpp accepts any type, which for Gemma 3 gives
+ * the same result because no control or byte token is the concatenation of
+ * two pieces). An unused piece left at the end is split back into the two
+ * symbols it was made of, as SentencePiece does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "base/utf8.h"
+#include "tokenizer/tokenizer.h"
+
+#define MAX_TEXT ((size_t)1 << 29)  /* keeps every escaped offset in an int32 */
+
+typedef struct {
+    int32_t start, len;   /* bytes in the escaped fragment; len 0: merged away */
+    int32_t prev, next;
+    int32_t id;           /* the piece this symbol is, -1 for a lone character */
+    int32_t node;         /* merge tree, only when the vocabulary has unused pieces */
+} sym;
+
+typedef struct {
+    float score;
+    int32_t left, size, id;
+} bigram;
+
+typedef struct {
+    int32_t left, right;  /* child nodes, -1 for a character */
+    int32_t start, len, id;
+} mnode;
+
+typedef struct {
+    const slm_tokenizer *t;
+    char *esc;            /* the escaped fragment */
+    size_t esc_cap;
+    sym *syms;
+    size_t syms_cap;
+    bigram *heap;
+    size_t heap_n, heap_cap;
+    mnode *nodes;
+    size_t nodes_n, nodes_cap;
+    bool use_nodes;
+    int32_t *out;
+    size_t n_out, out_cap;
+} enc;
+
+static slm_status nomem(void) { return slm_fail(SLM_ERR_NOMEM, "tokenize: out of memory"); }
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+static slm_status emit(enc *e, int32_t id) {
+    if (e->n_out == e->out_cap && !grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out))
+        return nomem();
+    e->out[e->n_out++] = id;
+    return SLM_OK;
+}
+
+/* ---- heap ---------------------------------------------------------------- */
+
+static inline bool before(const bigram *a, const bigram *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static bool heap_push(enc *e, bigram b) {
+    if (e->heap_n == e->heap_cap && !grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
+        return false;
+    size_t i = e->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(&b, &e->heap[p])) break;
+        e->heap[i] = e->heap[p];
+        i = p;
+    }
+    e->heap[i] = b;
+    return true;
+}
+
+static bigram heap_pop(enc *e) {
+    bigram top = e->heap[0];
+    bigram last = e->heap[--e->heap_n];
+    size_t n = e->heap_n, i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && before(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!before(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c];
+        i = c;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+/* ---- merging ------------------------------------------------------------- */
+
+static bool mergeable(int ty) {
+    return ty == TOK_NORMAL || ty == TOK_USER_DEFINED || ty == TOK_UNUSED || ty == TOK_UNDEFINED;
+}
+
+static bool try_pair(enc *e, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return true;
+    const slm_tokenizer *t = e->t;
+    size_t n = (size_t)e->syms[l].len + (size_t)e->syms[r].len;
+    if (n > t->max_piece_len) return true;
+    int32_t id = tok_find(t, e->esc + e->syms[l].start, n);
+    if (id < 0 || !mergeable(t->type[id])) return true;
+    return heap_push(e, (bigram){ .score = t->score[id], .left = l, .size = (int32_t)n, .id = id });
+}
+
+static slm_status emit_bytes(enc *e, int32_t start, int32_t len) {
+    const slm_tokenizer *t = e->t;
+    for (int32_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)e->esc[start + i];
+        int32_t id = t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk;
+        if (id < 0)
+            return slm_fail(SLM_ERR_UNSUPPORTED,
+                            "tokenize: byte 0x%02X has no piece and the vocabulary has neither <0x%02X> "
+                            "nor an unknown token", b, b);
+        slm_status st = emit(e, id);
+        if (st) return st;
+    }
+    return SLM_OK;
+}
+
+/* A symbol that was never merged: its character as a piece, or bytes. */
+static slm_status emit_char(enc *e, int32_t start, int32_t len) {
+    int32_t id = tok_find(e->t, e->esc + start, (size_t)len);
+    if (id >= 0 && mergeable(e->t->type[id])) return emit(e, id);
+    return emit_bytes(e, start, len);
+}
+
+static slm_status emit_node(enc *e, int32_t k, int depth) {
+    const mnode *nd = &e->nodes[k];
+    if (nd->left < 0) return emit_char(e, nd->start, nd->len);
+    if (e->t->type[nd->id] != TOK_UNUSED || depth > 64) return emit(e, nd->id);
+    slm_status st = emit_node(e, nd->left, depth + 1);
+    return st ? st : emit_node(e, nd->right, depth + 1);
+}
+
+/* Encodes e->esc[0..n) (already escaped) and appends the ids. */
+static slm_status encode_fragment(enc *e, size_t n) {
+    /* split into characters (the text was validated, and U+2581 is whole) */
+    size_t m = 0;
+    for (size_t i = 0; i < n; m++) {
+        int k = utf8_lead_len((unsigned char)e->esc[i]);
+        if (k == 0 || (size_t)k > n - i) k = 1;  /* cannot happen for validated text */
+        if (m == e->syms_cap && !grow((void **)&e->syms, &e->syms_cap, m + 1, sizeof *e->syms)) return nomem();
+        e->syms[m] = (sym){ .start = (int32_t)i, .len = k, .prev = (int32_t)m - 1, .next = (int32_t)m + 1,
+                            .id = -1, .node = (int32_t)m };
+        i += (size_t)k;
+    }
+    if (m == 0) return SLM_OK;
+    e->syms[m - 1].next = -1;
+    if (e->use_nodes) {
+        if (!grow((void **)&e->nodes, &e->nodes_cap, 2 * m, sizeof *e->nodes)) return nomem();
+        for (size_t i = 0; i < m; i++)
+            e->nodes[i] = (mnode){ .left = -1, .right = -1, .start = e->syms[i].start, .len = e->syms[i].len,
+                                   .id = -1 };
+        e->nodes_n = m;
+    }
+
+    e->heap_n = 0;
+    for (size_t i = 1; i < m; i++)
+        if (!try_pair(e, (int32_t)i - 1, (int32_t)i)) return nomem();
+
+    while (e->heap_n) {
+        bigram b = heap_pop(e);
+        sym *l = &e->syms[b.left];
+        if (l->len == 0 || l->next < 0) continue;
+        sym *r = &e->syms[l->next];
+        /* lengths only grow, so an unchanged total means neither side moved */
+        if (r->len == 0 || l->len + r->len != b.size) continue;
+        l->len += r->len;
+        l->id = b.id;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) e->syms[r->next].prev = b.left;
+        if (e->use_nodes) {
+            mnode *nd = &e->nodes[e->nodes_n];
+            *nd = (mnode){ .left = l->node, .right = r->node, .start = l->start, .len = l->len, .id = b.id };
+            l->node = (int32_t)e->nodes_n++;
+        }
+        if (!try_pair(e, l->prev, b.left) || !try_pair(e, b.left, l->next)) return nomem();
+    }
+
+    for (int32_t i = 0; i >= 0; i = e->syms[i].next) {
+        const sym *s = &e->syms[i];
+        slm_status st;
+        if (e->use_nodes) st = emit_node(e, s->node, 0);
+        else if (s->id >= 0) st = emit(e, s->id);
+        else st = emit_char(e, s->start, s->len);
+        if (st) return st;
+    }
+    return SLM_OK;
+}
+
+/* Escapes raw text (' ' -> U+2581, optional leading space) into e->esc and
+ * encodes it. */
+static slm_status encode_raw(enc *e, const char *s, size_t n, bool prefix) {
+    size_t need = 3 * n + 3;
+    if (!grow((void **)&e->esc, &e->esc_cap, need, 1)) return nomem();
+    size_t w = 0;
+    if (prefix) {
+        memcpy(e->esc, "\xE2\x96\x81", 3);
+        w = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(e->esc + w, "\xE2\x96\x81", 3);
+            w += 3;
+        } else {
+            e->esc[w++] = s[i];
+        }
+    }
+    return encode_fragment(e, w);
+}
+
+/* ---- literal tokens ------------------------------------------------------ */
+
+/* Longest literally matched token at s[0..n) that the flags allow, or -1. */
+static int32_t match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
+                             size_t *len) {
+    int32_t best = -1, node = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t c = t->trie[node].first_child;
+        while (c >= 0 && t->trie[c].byte != s[i]) c = t->trie[c].next_sibling;
+        if (c < 0) break;
+        node = c;
+        int32_t id = t->trie[c].id;
+        if (id >= 0 && (parse_special || t->type[id] == TOK_USER_DEFINED)) {
+            best = id;
+            *len = i + 1;
+        }
+    }
+    return best;
+}
+
+slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **out, size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
+    if (len > MAX_TEXT)
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %zu)", len, MAX_TEXT);
+    size_t bad;
+    if (!utf8_validate(text, len, &bad))
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: invalid UTF-8 at byte offset %zu (0x%02X)", bad,
+                        (unsigned)(unsigned char)text[bad]);
+
+    enc e = { .t = t };
+    e.use_nodes = t->has_unused;
+    slm_status st = SLM_OK;
+    if (!grow((void **)&e.out, &e.out_cap, len / 2 + 16, sizeof *e.out)) st = nomem();
+    if (!st && add_bos && t->bos >= 0) st = emit(&e, t->bos);
+
+    const unsigned char *s = (const unsigned char *)text;
+    size_t frag = 0, i = 0;
+    /* Every fragment follows the start or a literal token, so with
+     * add_space_prefix each one gets the space (as in llama.cpp). */
+    bool prefix = t->add_space_prefix;
+    while (!st && i < len) {
+        if (!(t->trie_first[s[i] >> 3] & (1u << (s[i] & 7)))) {
+            i++;
+            continue;
+        }
+        size_t mlen = 0;
+        int32_t id = match_literal(t, s + i, len - i, parse_special, &mlen);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (i > frag) {
+            st = encode_raw(&e, text + frag, i - frag, prefix);
+            if (st) break;
+        }
+        st = emit(&e, id);
+        i += mlen;
+        frag = i;
+    }
+    if (!st && len > frag) st = encode_raw(&e, text + frag, len - frag, prefix);
+
+    free(e.esc);
+    free(e.syms);
+    free(e.heap);
+    free(e.nodes);
+    if (st) {
+        free(e.out);
+        return st;
+    }
+    *out = e.out;
+    *n_out = e.n_out;
+    return SLM_OK;
+}
