@@ -7,10 +7,12 @@
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc bench/quant_bench.c \
  *       src/quant/quant_types.c src/quant/quant_ref.c src/quant/quant_act.c \
  *       src/quant/vec_dot_scalar.c src/quant/quant_dispatch.c \
- *       vec_dot_avx2.o vec_dot_avx512.o -lm -lpthread -o quant_bench
+ *       vec_dot_avx2.o vec_dot_avx512.o -lm -lpthread -o quant_bench   (add -pthread)
  *
- *   quant_bench [rows cols [type]]   (default: the Gemma 3 head, 262144 x 640,
- *                                     Q8_0, then every type at 1024 x 2048)
+ *   quant_bench [rows cols [type [threads]]]
+ *       default: the Gemma 3 head, 262144 x 640, Q8_0, then every type at
+ *       1024 x 2048; with a type, only that type at rows x cols, its rows
+ *       split over `threads` threads
  *
  * Prints GB/s of weight bytes (best of a few passes) for each kernel set this
  * CPU runs; "-rows" is slm_vec_dot_rows where a set has a multi-row kernel.
@@ -18,6 +20,7 @@
 #include "quant/quant.h"
 #include "quant/quant_internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,29 @@ static void fill(uint32_t type, uint8_t *w, size_t bytes) {
             if (off[f] >= 0) w[b * t->block_bytes + (size_t)off[f] + 1] &= 0x1b;
 }
 
+typedef struct {
+    const slm_kernels *k;
+    uint32_t type;
+    int mode;
+    const uint8_t *w;
+    size_t rb;
+    int64_t r0, r1, cols;
+    const uint8_t *xq;
+    float *out;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    if (j->mode == 0)
+        for (int64_t r = j->r0; r < j->r1; r++) j->out[r] = j->k->dot[j->type](j->w + (size_t)r * j->rb, j->xq, j->cols);
+    else
+        slm_kernels_dot_rows(j->k, j->type, j->w + (size_t)j->r0 * j->rb, j->rb, (int)(j->r1 - j->r0), j->xq, j->cols,
+                             j->out + j->r0);
+    return NULL;
+}
+
+static int g_threads = 1;
+
 static void bench(uint32_t type, int64_t rows, int64_t cols) {
     const slm_type_info *t = slm_type_get(type);
     uint32_t vt = slm_vec_type(type);
@@ -74,11 +100,15 @@ static void bench(uint32_t type, int64_t rows, int64_t cols) {
             double best = 1e30;
             int reps = s == 0 ? 2 : 20;
             for (int rep = 0; rep < reps; rep++) {
+                job jobs[64];
+                pthread_t th[64];
+                int nt = g_threads;
+                for (int t = 0; t < nt; t++)
+                    jobs[t] = (job){ k, type, mode, w, rb, rows * t / nt, rows * (t + 1) / nt, cols, xq, out };
                 double t0 = now();
-                if (mode == 0)
-                    for (int64_t r = 0; r < rows; r++) out[r] = k->dot[type](w + (size_t)r * rb, xq, cols);
-                else
-                    slm_kernels_dot_rows(k, type, w, rb, (int)rows, xq, cols, out);
+                for (int t = 1; t < nt; t++) pthread_create(&th[t], NULL, run_job, &jobs[t]);
+                run_job(&jobs[0]);
+                for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
                 double dt = now() - t0;
                 if (dt < best) best = dt;
             }
@@ -91,7 +121,8 @@ static void bench(uint32_t type, int64_t rows, int64_t cols) {
 
 int main(int argc, char **argv) {
     int64_t rows = argc > 2 ? atoll(argv[1]) : 262144, cols = argc > 2 ? atoll(argv[2]) : 640;
-    printf("kernels: %s\n", slm_kernels_name());
+    if (argc > 4) g_threads = atoi(argv[4]) < 1 ? 1 : atoi(argv[4]) > 64 ? 64 : atoi(argv[4]);
+    printf("kernels: %s, %d thread(s)\n", slm_kernels_name(), g_threads);
     if (argc > 3) { /* one type by name */
         for (uint32_t t = 0; t < 32; t++)
             if (slm_type_get(t) && slm_type_get(t)->is_weight_type && !strcmp(slm_type_get(t)->name, argv[3]))

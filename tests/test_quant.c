@@ -15,8 +15,11 @@
 #include "testlib.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const uint32_t WEIGHT_TYPES[] = {
     SLM_T_F32, SLM_T_F16, SLM_T_BF16, SLM_T_Q4_0, SLM_T_Q4_1, SLM_T_Q5_0, SLM_T_Q5_1,
@@ -227,8 +230,10 @@ static void random_act(float *x, int64_t n) {
     float scale = 1.f;
     for (int64_t i = 0; i < n; i++) {
         if (i % 32 == 0) {
-            uint64_t r = rnd() % 16;
-            scale = r == 0 ? 0.f : r == 1 ? 1e-3f : r == 2 ? 50.f : 1.f;
+            uint64_t r = rnd() % 20;
+            /* 1e-33 / 1e-41: blocks below SLM_ACT_TINY (zeros), 1e-28 tiny but kept */
+            scale = r == 0 ? 0.f : r == 1 ? 1e-3f : r == 2 ? 50.f : r == 3 ? 1e-33f : r == 4 ? 1e-41f
+                  : r == 5 ? 1e-28f : 1.f;
         }
         x[i] = gauss() * scale;
         if (rnd() % 97 == 0) x[i] *= 20.f;
@@ -237,48 +242,72 @@ static void random_act(float *x, int64_t n) {
 
 typedef struct {
     double exact; /* sum of dequantized w * dequantized xq, in double */
-    double mag;   /* sum |w_i| |xq_i| */
+    double mag;   /* sum (|a_i| + |m_i|) |xq_i|, w_i = a_i + m_i (scale and min parts) */
     double qerr;  /* bound on |sum w_i (x_i - xq_i)| from activation rounding */
     double mag_x; /* sum |w_i| |x_i| */
     int64_t nblocks;
 } dot_facts;
 
+/* Offset of the f16 min field (m / dmin) of a block, or -1. */
+static int min_field(uint32_t type) {
+    switch (type) {
+    case SLM_T_Q4_1: case SLM_T_Q5_1: case SLM_T_Q4_K: case SLM_T_Q5_K: return 2;
+    case SLM_T_Q2_K: return Q2_K_D + 2;
+    default: return -1;
+    }
+}
+
 /* What the test knows about w . x without trusting any kernel. */
 static dot_facts facts(uint32_t type, const uint8_t *w, const float *x, const uint8_t *xq, int64_t n) {
     uint32_t vt = slm_vec_type(type);
-    const slm_type_info *vi = slm_type_get(vt);
-    float *wd = malloc((size_t)n * 4), *xd = malloc((size_t)n * 4);
+    const slm_type_info *ti = slm_type_get(type), *vi = slm_type_get(vt);
+    size_t wb = slm_row_bytes(type, n);
+    float *wd = malloc((size_t)n * 4), *ad = malloc((size_t)n * 4), *xd = malloc((size_t)n * 4);
     slm_dequantize_row(type, w, wd, n);
+    /* the scale part alone: the same blocks with their min set to 0 */
+    uint8_t *wa = malloc(wb);
+    memcpy(wa, w, wb);
+    if (min_field(type) >= 0)
+        for (size_t b = 0; b < wb / ti->block_bytes; b++) memset(wa + b * ti->block_bytes + min_field(type), 0, 2);
+    slm_dequantize_row(type, wa, ad, n);
     slm_dequantize_row(vt, xq, xd, n);
-    dot_facts f = { 0, 0, 0, 0, n / slm_type_get(type)->block_size };
+    dot_facts f = { 0, 0, 0, 0, n / ti->block_size };
     int bs = vi->block_size;
     for (int64_t b = 0; b < n; b += bs) {
-        /* x_i = q*d + r with |r| <= d/2 (+ rounding of x*(1/d), 2u relative);
-         * the stored scale d' differs from d by at most 2^-11 d (f16 for Q8_0,
-         * f32 reciprocal for Q8_K), |q| <= 127: |x_i - q d'| <= d (0.5 + 127 * 2^-11) + 4u|x_i| */
+        /* x_i = q*d + r, d = amax/127, |r| <= d/2 (+ rounding of x*(1/d): a
+         * few u relative); the kernel sees q*d' with d' the stored scale (f16
+         * for Q8_0, subnormal when tiny; f32 for Q8_K), |q| <= 127:
+         * |x_i - q d'| <= d/2 + 127 |d' - d| + 4u amax. Blocks below
+         * SLM_ACT_TINY are zeros: error |x_i| <= amax. */
         double amax = 0;
         for (int64_t i = b; i < b + bs; i++) amax = fmax(amax, fabs(x[i]));
-        double e = vt == SLM_T_F32 ? 0 : amax / 127.0 * (0.5 + 127.0 / 2048.0) + 4 * U32 * amax;
+        double e = 0;
+        if (vt != SLM_T_F32) {
+            double dst = vt == SLM_T_Q8_0 ? slm_f16_to_f32(slm_rd_u16(xq + (size_t)(b / QK) * Q8_0_BYTES))
+                                          : slm_rd_f32(xq + (size_t)(b / QK_K) * Q8_K_BYTES);
+            double d = amax / 127.0;
+            e = amax < SLM_ACT_TINY ? amax : d / 2 + 127 * fabs(dst - d) + 4 * U32 * amax;
+        }
         for (int64_t i = b; i < b + bs; i++) {
             f.exact += (double)wd[i] * xd[i];
-            f.mag += fabs((double)wd[i] * xd[i]);
+            f.mag += (fabs((double)ad[i]) + fabs((double)wd[i] - ad[i])) * fabs((double)xd[i]);
             f.mag_x += fabs((double)wd[i] * x[i]);
             f.qerr += fabs((double)wd[i]) * e;
         }
     }
-    free(wd); free(xd);
+    free(wd); free(ad); free(xd); free(wa);
     return f;
 }
 
-/* Kernels apply per-block scales in f32 and sum blocks in f32: error of the
- * recursive sum <= (blocks + c) u sum|terms|; a term can exceed its block's
- * share of `mag` when its scale and min parts cancel (x4 covers the random
- * blocks here, where |dmin*m| <= |d*sc*q| typically). Float weights: up to 16
- * lanes of n/16 sums each. */
+/* Kernels sum exact integer products per block, apply the scales in f32 (a
+ * few roundings per term, terms of at most `mag` in all) and add the terms
+ * in f32 lanes and trees: no sum path is longer than 2 per block plus 32, so
+ * |error| <= (2 blocks + 40) u mag (first order). Float weights: one rounding
+ * per product, at least 8 lanes: paths <= n/8 + 32. */
 static double acc_tol(uint32_t type, const dot_facts *f) {
     double steps = type == SLM_T_F32 || type == SLM_T_F16 || type == SLM_T_BF16
-        ? (double)f->nblocks / 8 + 16 : (double)f->nblocks + 16;
-    return steps * U32 * 4 * f->mag + 1e-30;
+        ? (double)f->nblocks / 8 + 40 : 2.0 * (double)f->nblocks + 40;
+    return steps * U32 * f->mag + 1e-30;
 }
 
 static void check_type_len(uint32_t type, int64_t n) {
@@ -320,7 +349,7 @@ static void check_type_len(uint32_t type, int64_t n) {
            t->name, (long long)n, slm_kernels_name(), vd, f.exact, tol);
     /* against the unquantized activations: the activation rounding bound */
     double ref = slm_dot_ref(type, w, x, n);
-    double qtol = f.qerr + tol + 1e-12 * f.mag_x;
+    double qtol = f.qerr + tol + (double)(n + 1) * 0x1p-52 * f.mag_x; /* + dot_ref's double sum */
     CHECKF(fabs(vd - ref) <= qtol, "%s n=%lld: vec_dot %.9g dot_ref %.9g tol %.3g",
            t->name, (long long)n, vd, ref, qtol);
 
@@ -363,12 +392,11 @@ static void test_dots(void) {
         const slm_type_info *t = slm_type_get(type);
         if (t->block_size == 1) {
             for (size_t i = 0; i < sizeof flens / sizeof flens[0]; i++) check_type_len(type, flens[i]);
+            for (int i = 0; i < 12; i++) check_type_len(type, (int64_t)(1 + rnd() % 5000));
             continue;
         }
-        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
-            if (t->block_size == QK_K && blocks[i] > 640) continue; /* 2048*256: slow under ASan */
-            check_type_len(type, blocks[i] * t->block_size);
-        }
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) check_type_len(type, blocks[i] * t->block_size);
+        for (int i = 0; i < 12; i++) check_type_len(type, (int64_t)(1 + rnd() % 300) * t->block_size);
     }
     /* zero activations: every kernel returns exactly 0 */
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
@@ -407,11 +435,37 @@ static void test_act_layout(void) {
     }
 }
 
+/* A length that is not a whole number of blocks is a caller's shape bug:
+ * the fast path aborts instead of dropping the tail. */
+static bool aborts(uint32_t type, int64_t n, int which) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        static uint8_t buf[4096];
+        static float x[1024];
+        if (which == 0) (void)slm_vec_dot(type, buf, buf + 2048, n);
+        else slm_quantize_act(type, x, buf, n);
+        _exit(0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return false;
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void test_bad_lengths(void) {
+    CHECK(aborts(SLM_T_Q8_0, 33, 0));
+    CHECK(aborts(SLM_T_Q4_K, 640, 0));
+    CHECK(aborts(SLM_T_Q8_0, 31, 1));
+    CHECK(aborts(SLM_T_Q8_K, 300, 1));
+    CHECK(!aborts(SLM_T_Q8_0, 64, 1));
+}
+
 int main(void) {
     test_table();
     test_fixtures();
     test_conversions();
     test_act_layout();
     test_dots();
+    test_bad_lengths();
     return test_finish();
 }

@@ -58,8 +58,9 @@ static int ref_prefix(const unsigned char *s, size_t n, int *complete) {
     if (s[0] < 0x80) { *complete = 1; return 1; }
     if (n < 2 || !BIT_GET(valid2, (uint32_t)s[0] << 8 | s[1])) return 1;
     if (BIT_GET(full2, (uint32_t)s[0] << 8 | s[1])) { *complete = 1; return 2; }
+    if (n < 3) return 2;
     uint32_t k3 = (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
-    if (n < 3 || !BIT_GET(valid3, k3)) return 2;
+    if (!BIT_GET(valid3, k3)) return 2;
     if (BIT_GET(full3, k3)) { *complete = 1; return 3; }
     if (n < 4 || s[3] < 0x80 || s[3] > 0xBF) return 3;
     *complete = 1;

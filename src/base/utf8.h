@@ -15,6 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* slm_detok_push never writes more than cap. With the documented minimum
+ * (cap >= len + 8) all well-formed bytes always fit; a replacement is U+FFFD
+ * while that leaves room for the rest of the chunk, else '?' -- only a chunk
+ * with many ill-formed bytes and a minimal buffer sees '?'. */
+
 /* U+FFFD REPLACEMENT CHARACTER as UTF-8. */
 #define UTF8_REPLACEMENT "\xEF\xBF\xBD"
 

@@ -1,7 +1,8 @@
 /* Scalar activation quantization: f32 -> Q8_0 / Q8_K / Q8_1 blocks.
  *
  * Per block: amax = max |x|, d = amax / 127, q = round_half_even(x / d) via
- * x * (1/d) (Q8_0, Q8_1) or x * (127/amax) (Q8_K). The SIMD versions do the
+ * x * (1/d) (Q8_0, Q8_1) or x * (127/amax) (Q8_K); a block with amax below
+ * SLM_ACT_TINY becomes zeros. The SIMD versions do the
  * same operations in the same order and round with the same mode (the FPU's
  * default, nearest-even), so they produce identical bytes; tests check it. */
 #include "quant/quant_internal.h"
@@ -22,7 +23,7 @@ void slm_quantize_q8_0_scalar(const float *x, void *dst, int64_t n) {
         float amax = 0.f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
+        float id = amax >= SLM_ACT_TINY ? 1.f / d : 0.f;
         uint16_t dh = slm_f32_to_f16(d);
         memcpy(y, &dh, 2);
         for (int j = 0; j < QK; j++) y[2 + j] = (uint8_t)q8_round(x[j] * id);
@@ -35,7 +36,7 @@ void slm_quantize_q8_1_scalar(const float *x, void *dst, int64_t n) {
         float amax = 0.f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
+        float id = amax >= SLM_ACT_TINY ? 1.f / d : 0.f;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
             int8_t q = q8_round(x[j] * id);
@@ -53,8 +54,8 @@ void slm_quantize_q8_k_scalar(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K, y += Q8_K_BYTES) {
         float amax = 0.f;
         for (int j = 0; j < QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float iscale = amax != 0.f ? 127.f / amax : 0.f;
-        float d = amax != 0.f ? 1.f / iscale : 0.f;
+        float iscale = amax >= SLM_ACT_TINY ? 127.f / amax : 0.f;
+        float d = iscale != 0.f ? 1.f / iscale : 0.f;
         memcpy(y, &d, 4);
         int8_t *qs = (int8_t *)(y + Q8_K_QS);
         for (int j = 0; j < QK_K; j++) qs[j] = q8_round(x[j] * iscale);

@@ -69,7 +69,15 @@ const slm_kernels *slm_kernels_get(const char *name) {
 
 const char *slm_kernels_name(void) { return kernels()->name; }
 
+/* n must be a whole number of blocks (block sizes are 1, 32, 256); a caller
+ * that breaks this has a shape bug: stop rather than drop the tail. */
+static inline void check_len(uint32_t type, int64_t n) {
+    const slm_type_info *t = slm_type_get(type);
+    if (!t || n < 0 || (n & (t->block_size - 1)) != 0) abort();
+}
+
 void slm_quantize_act(uint32_t vec_type, const float *x, void *dst, int64_t n) {
+    check_len(vec_type, n);
     switch (vec_type) {
     case SLM_T_F32: memcpy(dst, x, (size_t)n * sizeof(float)); return;
     case SLM_T_Q8_0: kernels()->quant_q8_0(x, dst, n); return;
@@ -82,18 +90,23 @@ void slm_quantize_act(uint32_t vec_type, const float *x, void *dst, int64_t n) {
 float slm_vec_dot(uint32_t weight_type, const void *row, const void *xq, int64_t n) {
     const slm_kernels *k = kernels();
     if (weight_type >= SLM_TYPE_SLOTS || !k->dot[weight_type]) abort();
+    check_len(weight_type, n);
     return k->dot[weight_type](row, xq, n);
 }
 
 float slm_vec_dot_scalar(uint32_t weight_type, const void *row, const void *xq, int64_t n) {
-    const slm_kernels *k = slm_kernels_get("scalar");
+    pthread_once(&g_once, init_sets);
+    const slm_kernels *k = &g_sets[SET_SCALAR];
     if (weight_type >= SLM_TYPE_SLOTS || !k->dot[weight_type]) abort();
+    check_len(weight_type, n);
     return k->dot[weight_type](row, xq, n);
 }
 
 void slm_kernels_dot_rows(const slm_kernels *k, uint32_t type, const void *rows, size_t row_stride,
                           int nrows, const void *xq, int64_t n, float *out) {
-    if (type >= SLM_TYPE_SLOTS || !k->dot[type]) abort();
+    if (type >= SLM_TYPE_SLOTS || !k->dot[type] || nrows < 0) abort();
+    check_len(type, n);
+    if (nrows == 0) return;
     if (k->rows[type]) {
         k->rows[type](rows, row_stride, nrows, xq, n, out);
         return;

@@ -53,6 +53,11 @@
 #define Q8_K_QS 4
 #define Q8_K_BSUMS 260
 
+/* Activation blocks with max |x| below this quantize to all zeros (d = 0):
+ * keeps 1/d finite, so every kernel rounds the same way. (A Q8_0 scale this
+ * small is 0 in f16 anyway.) */
+#define SLM_ACT_TINY 0x1p-100f
+
 static inline uint16_t slm_rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t slm_rd_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline float slm_rd_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }

@@ -345,7 +345,7 @@ static void quant_q8_0(const float *x, void *dst, int64_t n) {
         for (int j = 0; j < QK; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
         float amax = hmax256(m);
         float d = amax / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
+        float id = amax >= SLM_ACT_TINY ? 1.f / d : 0.f;
         uint16_t dh = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         memcpy(y, &dh, 2);
         _mm256_storeu_si256((__m256i *)(y + 2), round_pack32(x, _mm256_set1_ps(id)));
@@ -359,8 +359,8 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
         __m256 m = _mm256_setzero_ps();
         for (int j = 0; j < QK_K; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
         float amax = hmax256(m);
-        float iscale = amax != 0.f ? 127.f / amax : 0.f;
-        float d = amax != 0.f ? 1.f / iscale : 0.f;
+        float iscale = amax >= SLM_ACT_TINY ? 127.f / amax : 0.f;
+        float d = iscale != 0.f ? 1.f / iscale : 0.f;
         memcpy(y, &d, 4);
         __m256 v = _mm256_set1_ps(iscale);
         for (int j = 0; j < QK_K; j += 32) {

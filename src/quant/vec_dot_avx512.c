@@ -1,12 +1,15 @@
 /* AVX-512 (F, BW, VL, DQ, VNNI) kernels; chosen when the CPU has all five.
- * Types not handled here keep the AVX2 kernel.
+ * Here: Q8_0, Q4_0, Q5_0 (with several-rows kernels), Q4_K, Q5_K, Q6_K and
+ * the activation quantizers; every other type keeps its AVX2 kernel.
  *
- * Integer products use VNNI: vpdpbusd (u8 x s8, sums of 4 into int32) for the
- * 32-blocks, vpmaddubsw + vpdpwssd (u8 x s8 pairs, then x int16 scale) for the
- * K-quants. Signed weights are made unsigned by an offset that is taken back
- * out through sums of x: sum (w+o) x - o sum x. Scales are applied per block
- * in f32 lanes; lanes are summed once at the end, so results differ from the
- * scalar kernel only by f32 summation order.
+ * 32-blocks: vpdpbusd (u8 x s8, sums of 4 into int32) on 512-bit vectors,
+ * two blocks per vector. K-quants: vpmaddubsw then vpdpwssd (x int16 scale,
+ * accumulate) on 256-bit vectors, which measured at least as fast as 512-bit
+ * forms on Zen 5 (see the notes at each). Signed weights are made unsigned
+ * by an offset that is taken back out through sums of x: sum (w+o) x -
+ * o sum x. Scales are applied per block in f32 lanes; lanes are summed once
+ * at the end, so results differ from the scalar kernel only by f32
+ * summation order.
  *
  * All loads are unaligned (blocks of 22 or 34 bytes sit anywhere). */
 #include "quant/quant_internal.h"
@@ -272,7 +275,7 @@ static void quant_q8_0(const float *x, void *dst, int64_t n) {
         __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
         float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(a, absmask), _mm512_and_ps(b, absmask)));
         float d = amax / 127.f;
-        float id = d != 0.f ? 1.f / d : 0.f;
+        float id = amax >= SLM_ACT_TINY ? 1.f / d : 0.f;
         uint16_t dh = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         memcpy(y, &dh, 2);
         __m512 v = _mm512_set1_ps(id);
@@ -289,8 +292,8 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
         __m512 m = _mm512_setzero_ps();
         for (int j = 0; j < QK_K; j += 16) m = _mm512_max_ps(m, _mm512_and_ps(_mm512_loadu_ps(x + j), absmask));
         float amax = _mm512_reduce_max_ps(m);
-        float iscale = amax != 0.f ? 127.f / amax : 0.f;
-        float d = amax != 0.f ? 1.f / iscale : 0.f;
+        float iscale = amax >= SLM_ACT_TINY ? 127.f / amax : 0.f;
+        float d = iscale != 0.f ? 1.f / iscale : 0.f;
         memcpy(y, &d, 4);
         __m512 v = _mm512_set1_ps(iscale);
         int16_t bsums[16];

@@ -16,13 +16,17 @@
  *    w = exp(-d). min-p keeps exactly the tokens with w >= min_p (p_max has
  *    w = 1), i.e. d <= -log(min_p): tokens beyond that (plus a safety margin)
  *    are never candidates. If top-p is on, a second pass sums Z = sum w over
- *    the whole vocabulary (so top-p sees the true probabilities) and a
- *    histogram of the mass by d; the top-p set is a prefix of the tokens in
- *    d order, so only the tokens in the histogram buckets up to (and one past)
+ *    the whole vocabulary (so top-p sees the true probabilities). When min-p
+ *    does not already bound d tightly (min_p < 0.0068 or off), that pass also
+ *    builds a histogram of the mass by d: the top-p set is a prefix of the
+ *    tokens in d order, so only the tokens in the buckets up to (and one past)
  *    the first bucket where the cumulative mass reaches top_p * Z can be in
- *    it. Only those candidates are sorted. With top-p off nothing is sorted.
+ *    it. Only the candidates are sorted; with top-p off nothing is sorted.
  *    Worst case (an almost flat distribution with top-p) sorts most of the
- *    vocabulary; real logits give a few hundred to a few thousand candidates.
+ *    vocabulary; real logits give a few to a few thousand candidates.
+ *  - all three off: one pass of block sums (256 tokens each), then the draw
+ *    finds its block and recomputes the weights of that block only.
+ *  The full-vocabulary passes compute exp on 4 lanes at a time (sample_math.h).
  *
  * All buffers are allocated in slm_sampler_new; sampling allocates nothing.
  *
@@ -52,6 +56,7 @@ typedef struct cand {
 
 #define HIST_BUCKETS 128
 #define HIST_SCALE 4.0f /* buckets per unit of d = (M - l) / T */
+#define BLOCK 256       /* tokens per block in the full-vocabulary passes */
 
 struct slm_sampler {
     slm_sampler_params p;
@@ -63,7 +68,9 @@ struct slm_sampler {
     uint32_t *stamp; /* per token: epoch of the last penalty application */
     uint32_t epoch;
     cand *cand;      /* n_vocab (or top_k) candidates */
-    double hist[HIST_BUCKETS];
+    double *bsum;    /* per block of BLOCK tokens: sum of the weights (top-k off) */
+    double hist[4][HIST_BUCKETS]; /* 4 interleaved copies: no store-to-load chain */
+    float wblk[BLOCK];
 };
 
 /* ---- PRNG: splitmix64 seeding, xoshiro256** ------------------------------ */
@@ -148,6 +155,10 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
     size_t n_cand = top_k_on(s) ? (size_t)s->p.top_k : (size_t)n_vocab;
     s->cand = malloc(n_cand * sizeof *s->cand);
     bool ok = s->cand != NULL;
+    if (ok && !top_k_on(s)) {
+        s->bsum = malloc(((size_t)n_vocab / BLOCK + 1) * sizeof *s->bsum);
+        ok = s->bsum != NULL;
+    }
     if (ok && penalty_on(s)) {
         s->ring = malloc((size_t)s->p.repeat_last_n * sizeof *s->ring);
         s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
@@ -165,6 +176,7 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
 void slm_sampler_free(slm_sampler *s) {
     if (!s) return;
     free(s->cand);
+    free(s->bsum);
     free(s->ring);
     free(s->stamp);
     free(s);
@@ -352,16 +364,34 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     if (!isfinite(m)) return best;
 
     if (!top_p_on(s) && !min_p_on(s)) {
-        /* plain softmax over everything: draw without building candidates */
+        /* plain softmax over everything, drawn without candidates: block sums,
+         * then the block the draw falls in, then the token inside it */
         double tot = 0.0;
-        for (int i = 0; i < nv; i++) tot += slm_exp_neg(scaled_dist(logits[i], m, inv_t));
+        int nb = 0;
+        for (int b = 0; b < nv; b += BLOCK, nb++) {
+            int e = b + BLOCK < nv ? b + BLOCK : nv;
+            slm_exp_neg_scaled(logits + b, e - b, m, inv_t, s->wblk);
+            double a[4] = {0, 0, 0, 0};
+            int i = 0;
+            for (; i + 4 <= e - b; i += 4)
+                for (int j = 0; j < 4; j++) a[j] += s->wblk[i + j];
+            for (; i < e - b; i++) a[0] += s->wblk[i];
+            s->bsum[nb] = (a[0] + a[1]) + (a[2] + a[3]);
+            tot += s->bsum[nb];
+        }
         double u = rng_uniform(s) * tot, cum = 0.0;
-        int last = best;
-        for (int i = 0; i < nv; i++) {
+        int blk = nb - 1;
+        for (int b = 0; b < nb; b++) {
+            if (s->bsum[b] > 0.0 && u < cum + s->bsum[b]) { blk = b; break; }
+            cum += s->bsum[b];
+        }
+        while (blk > 0 && !(s->bsum[blk] > 0.0)) blk--; /* rounding: last block with mass */
+        int b0 = blk * BLOCK, e = b0 + BLOCK < nv ? b0 + BLOCK : nv, last = b0;
+        for (int i = b0; i < e; i++) {
             float w = slm_exp_neg(scaled_dist(logits[i], m, inv_t));
             if (w > 0.0f) last = i;
             cum += w;
-            if (u < cum) return i;
+            if (w > 0.0f && u < cum) return i;
         }
         return last; /* rounding */
     }
@@ -373,33 +403,53 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
 
     double z = 0.0;
     if (top_p_on(s)) {
-        memset(s->hist, 0, sizeof s->hist);
-        for (int i = 0; i < nv; i++) {
-            float d = scaled_dist(logits[i], m, inv_t);
-            float w = slm_exp_neg(d);
-            z += w;
-            float bf = d * HIST_SCALE; /* >= 0; +inf for -inf logits, NaN for NaN */
-            int b = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
-            s->hist[b] += w;
+        /* Z over the whole vocabulary; and, unless min-p already bounds the
+         * candidates tightly (d_max <= 5: min_p >= 0.0068), the mass per
+         * bucket of d */
+        const bool use_hist = d_max > 5.0f;
+        if (use_hist) memset(s->hist, 0, sizeof s->hist);
+        double a[4] = {0, 0, 0, 0};
+        for (int b = 0; b < nv; b += BLOCK) {
+            int e = b + BLOCK < nv ? b + BLOCK : nv;
+            slm_exp_neg_scaled(logits + b, e - b, m, inv_t, s->wblk);
+            if (!use_hist) {
+                for (int i = b; i < e; i++) a[i & 3] += s->wblk[i - b];
+                continue;
+            }
+            for (int i = b; i < e; i++) {
+                float w = s->wblk[i - b];
+                float bf = scaled_dist(logits[i], m, inv_t) * HIST_SCALE; /* >= 0, or inf/NaN */
+                int h = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
+                a[i & 3] += w;
+                s->hist[i & 3][h] += w;
+            }
         }
-        double target = (double)s->p.top_p * z, cum = 0.0;
-        int b = 0;
-        for (; b < HIST_BUCKETS; b++) {
-            cum += s->hist[b];
-            if (cum >= target) break;
-        }
-        b += 1; /* one bucket of slack against rounding */
-        if (b < HIST_BUCKETS - 1) {
-            /* buckets 0..b hold the tokens with d * SCALE < b + 1 (exact: SCALE is 4) */
-            float d_hist = (float)(b + 1) / HIST_SCALE;
-            if (d_hist < d_max) d_max = d_hist;
+        z = (a[0] + a[1]) + (a[2] + a[3]);
+        if (use_hist) {
+            double target = (double)s->p.top_p * z, cum = 0.0;
+            int b = 0;
+            for (; b < HIST_BUCKETS; b++) {
+                cum += (s->hist[0][b] + s->hist[1][b]) + (s->hist[2][b] + s->hist[3][b]);
+                if (cum >= target) break;
+            }
+            b += 1; /* one bucket of slack against rounding */
+            if (b < HIST_BUCKETS - 1) {
+                /* buckets 0..b hold the tokens with d * SCALE < b + 1 (exact: SCALE is 4) */
+                float d_hist = (float)(b + 1) / HIST_SCALE;
+                if (d_hist < d_max) d_max = d_hist;
+            }
         }
     }
 
+    /* the candidates: d <= d_max; blocks whose best logit is too far are skipped */
     cand *c = s->cand;
     int n = 0;
-    for (int i = 0; i < nv; i++)
-        if (scaled_dist(logits[i], m, inv_t) <= d_max) c[n++] = (cand){logits[i], i};
+    for (int b = 0; b < nv; b += 32) {
+        int e = b + 32 < nv ? b + 32 : nv;
+        if (!(scaled_dist(max_value(logits + b, e - b), m, inv_t) <= d_max)) continue;
+        for (int i = b; i < e; i++)
+            if (scaled_dist(logits[i], m, inv_t) <= d_max) c[n++] = (cand){logits[i], i};
+    }
     if (top_p_on(s)) qsort(c, (size_t)n, sizeof *c, cand_cmp);
     return finish(s, n, m, inv_t, top_p_on(s) ? z : 0.0);
 }

@@ -151,13 +151,13 @@ static slm_status emit_node(enc *e, int32_t k, int depth) {
     return st ? st : emit_node(e, nd->right, depth + 1);
 }
 
-/* Encodes e->esc[0..n) (already escaped) and appends the ids. */
-static slm_status encode_fragment(enc *e, size_t n) {
+/* Encodes e->esc[off..off+n) (already escaped) and appends the ids. */
+static slm_status encode_fragment(enc *e, size_t off, size_t n) {
     /* split into characters (the text was validated, and U+2581 is whole) */
     size_t m = 0;
-    for (size_t i = 0; i < n; m++) {
+    for (size_t i = off; i < off + n; m++) {
         int k = utf8_lead_len((unsigned char)e->esc[i]);
-        if (k == 0 || (size_t)k > n - i) k = 1;  /* cannot happen for validated text */
+        if (k == 0 || (size_t)k > off + n - i) k = 1;  /* cannot happen for validated text */
         if (m == e->syms_cap && !grow((void **)&e->syms, &e->syms_cap, m + 1, sizeof *e->syms)) return nomem();
         e->syms[m] = (sym){ .start = (int32_t)i, .len = k, .prev = (int32_t)m - 1, .next = (int32_t)m + 1,
                             .id = -1, .node = (int32_t)m };
@@ -226,7 +226,20 @@ static slm_status encode_raw(enc *e, const char *s, size_t n, bool prefix) {
             e->esc[w++] = s[i];
         }
     }
-    return encode_fragment(e, w);
+    /* Cut before each U+2581 that no piece can reach across (see
+     * before_mark): the parts merge independently of each other. */
+    const slm_tokenizer *t = e->t;
+    size_t part = 0;
+    for (size_t i = 1; i + 3 <= w; i++) {
+        if (e->esc[i] != '\xE2' || memcmp(e->esc + i, "\xE2\x96\x81", 3) != 0) continue;
+        unsigned char b = (unsigned char)e->esc[i - 1];
+        if (t->before_mark[b >> 3] & (1u << (b & 7))) continue;
+        slm_status st = encode_fragment(e, part, i - part);
+        if (st) return st;
+        part = i;
+        i += 2;
+    }
+    return encode_fragment(e, part, w - part);
 }
 
 /* ---- literal tokens ------------------------------------------------------ */
@@ -264,7 +277,7 @@ slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool
     enc e = { .t = t };
     e.use_nodes = t->has_unused;
     slm_status st = SLM_OK;
-    if (!grow((void **)&e.out, &e.out_cap, len / 2 + 16, sizeof *e.out)) st = nomem();
+    if (!grow((void **)&e.out, &e.out_cap, len / 4 + 16, sizeof *e.out)) st = nomem();
     if (!st && add_bos && t->bos >= 0) st = emit(&e, t->bos);
 
     const unsigned char *s = (const unsigned char *)text;

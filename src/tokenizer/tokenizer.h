@@ -97,6 +97,11 @@ struct slm_tokenizer {
     int32_t bos, eos, unk, eot, pad;
     bool add_bos, add_space_prefix;
     bool has_unused;       /* any TOK_UNUSED piece (they are split back) */
+    /* Bytes that end the character before an inner U+2581 in some piece that
+     * merges may produce. Where the byte before a U+2581 is not in this set,
+     * no piece can span that point, so the text is encoded in independent
+     * parts there (same result, small heaps). Gemma 3: only '>' (">▁</"). */
+    uint8_t before_mark[32];
     int32_t eog[8];
     int n_eog;
 };

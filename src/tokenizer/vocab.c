@@ -150,9 +150,10 @@ static void add_eog(slm_tokenizer *t, int32_t id) {
 static slm_status load_arrays(const gguf_file *f, slm_tokenizer *t) {
     const gguf_kv *tk = gguf_find(f, "tokenizer.ggml.tokens");
     if (!tk) return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is missing");
-    if (tk->type != GGUF_T_ARRAY || tk->arr_type != GGUF_T_STRING || !tk->strs)
+    if (tk->type != GGUF_T_ARRAY || tk->arr_type != GGUF_T_STRING)
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is not an array of strings");
     if (tk->arr_n == 0) return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is empty");
+    if (!tk->strs) return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens has no string index");
     if (tk->arr_n > (1u << 30))
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: %llu tokens is too many", (unsigned long long)tk->arr_n);
     int32_t n = (int32_t)tk->arr_n;
@@ -220,12 +221,22 @@ static slm_status build_indexes(slm_tokenizer *t) {
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     size_t trie_nodes = 1;
     for (int32_t i = 0; i < n; i++) {
-        if (t->type[i] == TOK_BYTE) {
+        int ty = t->type[i];
+        if (ty == TOK_NORMAL || ty == TOK_USER_DEFINED || ty == TOK_UNUSED || ty == TOK_UNDEFINED) {
+            const char *s = piece_ptr(t, i);
+            size_t len = piece_len(t, i);
+            for (size_t k = 1; k + 3 <= len; k++)
+                if (memcmp(s + k, SPACE_MARK, 3) == 0) {
+                    unsigned char b = (unsigned char)s[k - 1];
+                    t->before_mark[b >> 3] |= (uint8_t)(1u << (b & 7));
+                }
+        }
+        if (ty == TOK_BYTE) {
             int b = parse_byte_piece(piece_ptr(t, i), piece_len(t, i));
             if (b < 0)
                 return slm_fail(SLM_ERR_FORMAT, "tokenizer: byte token %d is not of the form <0xNN>", (int)i);
             if (t->byte_tok[b] < 0) t->byte_tok[b] = i;
-        } else if (is_literal_type(t->type[i])) {
+        } else if (is_literal_type(ty)) {
             trie_nodes += piece_len(t, i);
         }
     }

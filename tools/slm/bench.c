@@ -178,11 +178,21 @@ static const char *ftype_name(long ft) {
     }
 }
 
-/* "gemma3 270M Q4_K - Medium": arch, general.size_label, file type. */
-static void model_label(const char *path, const slm_model_info *info, char *buf, size_t cap) {
+/* "gemma3 270M Q4_K - Medium": arch, general.size_label, file type. Also the
+ * bytes of all tensors, which llama-bench reports as the model's size. */
+static void model_label(const char *path, const slm_model_info *info, char *buf, size_t cap,
+                        uint64_t *tensor_bytes) {
     char size[64] = "", ftype[64] = "";
     slm_gguf *g;
+    *tensor_bytes = info->file_size;
     if (!slm_gguf_open(path, &g)) {
+        uint64_t total = 0;
+        for (uint64_t i = 0; i < slm_gguf_n_tensors(g); i++) {
+            slm_tensor_desc t;
+            slm_gguf_tensor(g, i, &t);
+            total += t.nbytes;
+        }
+        if (total) *tensor_bytes = total;
         for (uint64_t i = 0; i < slm_gguf_n_meta(g); i++) {
             size_t kl;
             const char *k = slm_gguf_meta_key(g, i, &kl);
@@ -280,12 +290,13 @@ static void md_header(void) {
            "------:", "---------:", "-------------------:");
 }
 
-static void md_row(const bench_result *r, const char *label, const slm_model_info *info, const char *backend) {
+static void md_row(const bench_result *r, const char *label, const slm_model_info *info, uint64_t tensor_bytes,
+                   const char *backend) {
     char test[32], ts[48], size[32], params[32];
     if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
     else snprintf(test, sizeof test, "tg%d", r->n_gen);
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->avg_ts, r->sd_ts);
-    snprintf(size, sizeof size, "%.2f MiB", info->file_size / 1048576.0);
+    snprintf(size, sizeof size, "%.2f MiB", tensor_bytes / 1048576.0);
     snprintf(params, sizeof params, "%.2f M", info->n_params / 1e6);
     /* "±" is two bytes but one column: pad by hand */
     printf("| %-30s | %10s | %10s | %-16s | %7d | %10s | %21s |\n", label, size, params, backend, r->n_threads,
@@ -294,7 +305,7 @@ static void md_row(const bench_result *r, const char *label, const slm_model_inf
 }
 
 static void json_obj(FILE *f, const bench_result *r, const char *path, const char *label,
-                     const slm_model_info *info, bool first) {
+                     const slm_model_info *info, uint64_t tensor_bytes, bool first) {
     fprintf(f, "%s  {\n", first ? "" : ",\n");
     fprintf(f, "    \"build\": \"slm %s\",\n", SLM_VERSION_STRING);
     fprintf(f, "    \"backends\": \"CPU\",\n    \"kernels\": ");
@@ -303,7 +314,7 @@ static void json_obj(FILE *f, const bench_result *r, const char *path, const cha
     json_str(f, path);
     fprintf(f, ",\n    \"model_type\": ");
     json_str(f, label);
-    fprintf(f, ",\n    \"model_size\": %" PRIu64 ",\n    \"model_n_params\": %" PRIu64 ",\n", info->file_size,
+    fprintf(f, ",\n    \"model_size\": %" PRIu64 ",\n    \"model_n_params\": %" PRIu64 ",\n", tensor_bytes,
             info->n_params);
     fprintf(f, "    \"n_threads\": %d,\n    \"n_prompt\": %d,\n    \"n_gen\": %d,\n", r->n_threads, r->n_prompt,
             r->n_gen);
@@ -378,7 +389,8 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     char label[160], backend[48];
-    model_label(path, &info, label, sizeof label);
+    uint64_t tensor_bytes;
+    model_label(path, &info, label, sizeof label, &tensor_bytes);
     snprintf(backend, sizeof backend, "CPU (%s)", slm_cpu_backend_name());
 
     int n_tests = o.t.n * (o.p.n + o.n.n);
@@ -433,8 +445,8 @@ int cmd_bench(int argc, char **argv) {
                 if (rc) break;
                 summarize(r);
                 r->rss = peak_rss_bytes();
-                if (o.json) { json_obj(stdout, r, path, label, &info, first_json); first_json = false; }
-                else md_row(r, label, &info, backend);
+                if (o.json) { json_obj(stdout, r, path, label, &info, tensor_bytes, first_json); first_json = false; }
+                else md_row(r, label, &info, tensor_bytes, backend);
             }
         }
     }

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# slm against llama.cpp on the same GGUF file, on this machine.
+#
+#   bench/compare_llamacpp.sh [options]
+#
+#   -m FILE          model (default: the file scripts/fetch_model.sh prints)
+#   -t "1 2"         thread counts (default "1 2")
+#   -p N             prompt length of the pp test (default 512; 0: none)
+#   -n N             generation length of the tg test (default 128; 0: none)
+#   -r N             timed runs per engine invocation (default 3)
+#   -R N             interleaved rounds (default 3): every round runs, for each
+#                    thread count, slm tg, llama tg, slm pp, llama pp
+#   -o DIR           where the raw JSON and results.md go
+#                    (default .cache/bench/compare-<UTC time>)
+#   --llama-version V   llama-cpp-python sdist that carries llama.cpp (default 0.3.36)
+#   --build-only     build llama.cpp, slm and membw, measure nothing
+#   -j N             build jobs (default 2)
+#
+# What it does:
+#   1. builds llama.cpp's llama-bench ONCE into .cache/llama.cpp/ (git-ignored)
+#      from the source that the llama-cpp-python sdist on PyPI vendors; later
+#      runs reuse it (an up-to-date incremental build is a no-op);
+#   2. rebuilds slm from the working tree (.cache/bench/build-slm, Release)
+#      and bench/membw.c (-O2 -march=native);
+#   3. measures memory bandwidth, then both engines, interleaved;
+#   4. prints a table: tokens/s of both, the ratio slm/llama.cpp, and for tg
+#      the share of the bandwidth roofline:
+#        bytes of weights read per token x tokens/s / bandwidth(threads)
+#      where bytes per token = every blk.* tensor + the output head
+#      (output.weight, or token_embd.weight when the head is tied) +
+#      output_norm, read from `slm info`.
+# Exits non-zero, with a message, when a download, build or run fails.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LLAMA_VERSION=0.3.36
+THREADS="1 2"
+NP=512
+NG=128
+REPS=3
+ROUNDS=3
+MODEL=""
+OUT=""
+BUILD_ONLY=0
+JOBS=2
+
+die() { echo "compare_llamacpp: error: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+need_val() { [ $# -ge 2 ] || { echo "compare_llamacpp: $1 needs a value" >&2; exit 2; }; }
+is_uint() { case "$1" in ''|*[!0-9]*) return 1;; *) return 0;; esac; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0;;
+        -m) need_val "$@"; MODEL=$2; shift 2;;
+        -t) need_val "$@"; THREADS=$(echo "$2" | tr ',' ' '); shift 2;;
+        -p) need_val "$@"; NP=$2; shift 2;;
+        -n) need_val "$@"; NG=$2; shift 2;;
+        -r) need_val "$@"; REPS=$2; shift 2;;
+        -R) need_val "$@"; ROUNDS=$2; shift 2;;
+        -o) need_val "$@"; OUT=$2; shift 2;;
+        -j) need_val "$@"; JOBS=$2; shift 2;;
+        --llama-version) need_val "$@"; LLAMA_VERSION=$2; shift 2;;
+        --build-only) BUILD_ONLY=1; shift;;
+        *) echo "compare_llamacpp: unknown option '$1' (see --help)" >&2; exit 2;;
+    esac
+done
+for v in "$NP" "$NG" "$REPS" "$ROUNDS" "$JOBS" $THREADS; do
+    is_uint "$v" || { echo "compare_llamacpp: '$v' is not a non-negative integer" >&2; exit 2; }
+done
+[ "$REPS" -ge 1 ] && [ "$ROUNDS" -ge 1 ] || { echo "compare_llamacpp: -r and -R must be >= 1" >&2; exit 2; }
+
+command -v cmake >/dev/null || die "cmake not found"
+command -v python3 >/dev/null || die "python3 not found (needed for pip and the JSON)"
+CC=${CC:-cc}
+command -v "$CC" >/dev/null || die "C compiler '$CC' not found"
+
+# ---- 1. llama.cpp ------------------------------------------------------------
+LLAMA_DIR=$ROOT/.cache/llama.cpp
+LSRC=$LLAMA_DIR/src-$LLAMA_VERSION
+LBUILD=$LLAMA_DIR/build-$LLAMA_VERSION
+LBENCH=$LBUILD/bin/llama-bench
+LLOG=$LLAMA_DIR/build-$LLAMA_VERSION.log
+LLAMA_CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
+    -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON
+    -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF)
+
+mkdir -p "$LLAMA_DIR/dl"
+SDIST=$LLAMA_DIR/dl/llama_cpp_python-$LLAMA_VERSION.tar.gz
+if [ ! -d "$LSRC/vendor/llama.cpp" ]; then
+    if [ ! -f "$SDIST" ]; then
+        echo "compare_llamacpp: downloading the llama-cpp-python $LLAMA_VERSION sdist (source of llama.cpp) ..." >&2
+        python3 -m pip download --no-deps --no-binary :all: \
+            "llama-cpp-python==$LLAMA_VERSION" -d "$LLAMA_DIR/dl" >"$LLAMA_DIR/dl/pip.log" 2>&1 \
+            || { tail -20 "$LLAMA_DIR/dl/pip.log" >&2; die "pip download of llama-cpp-python==$LLAMA_VERSION failed (log: $LLAMA_DIR/dl/pip.log)"; }
+        [ -f "$SDIST" ] || die "pip did not leave $SDIST"
+    fi
+    rm -rf "$LSRC.tmp" && mkdir -p "$LSRC.tmp"
+    tar xzf "$SDIST" -C "$LSRC.tmp" --strip-components=1 || die "cannot unpack $SDIST"
+    [ -f "$LSRC.tmp/vendor/llama.cpp/CMakeLists.txt" ] || die "$SDIST carries no vendor/llama.cpp"
+    mv "$LSRC.tmp" "$LSRC"
+fi
+# The commit the sdist vendors: its git submodule HEAD (the sdist ships .git/modules).
+LLAMA_COMMIT=unknown
+if [ -f "$LSRC/.git/modules/vendor/llama.cpp/HEAD" ]; then
+    LLAMA_COMMIT=$(head -c 40 "$LSRC/.git/modules/vendor/llama.cpp/HEAD")
+elif command -v git >/dev/null; then
+    LLAMA_COMMIT=$(git -C "$LSRC/vendor/llama.cpp" rev-parse HEAD 2>/dev/null || echo unknown)
+fi
+LLAMA_COMMIT_DATE=$(git -C "$LSRC/vendor/llama.cpp" log -1 --format=%cI 2>/dev/null || echo unknown)
+
+if [ ! -f "$LBUILD/CMakeCache.txt" ]; then
+    echo "compare_llamacpp: configuring llama.cpp ($LLAMA_COMMIT) in $LBUILD ..." >&2
+    cmake -S "$LSRC/vendor/llama.cpp" -B "$LBUILD" "${LLAMA_CMAKE_FLAGS[@]}" >"$LLOG" 2>&1 \
+        || { tail -30 "$LLOG" >&2; rm -f "$LBUILD/CMakeCache.txt"; die "llama.cpp cmake configure failed (log: $LLOG)"; }
+fi
+if [ ! -x "$LBENCH" ]; then
+    echo "compare_llamacpp: building llama-bench with -j$JOBS (once; takes a while) ..." >&2
+fi
+cmake --build "$LBUILD" -j "$JOBS" --target llama-bench >>"$LLOG" 2>&1 \
+    || { tail -30 "$LLOG" >&2; die "llama.cpp build failed (log: $LLOG)"; }
+[ -x "$LBENCH" ] || die "llama.cpp build finished but $LBENCH is missing"
+cat >"$LBUILD/SLM_BENCH_INFO" <<EOF
+llama-cpp-python $LLAMA_VERSION (PyPI sdist)
+llama.cpp commit $LLAMA_COMMIT ($LLAMA_COMMIT_DATE)
+cmake ${LLAMA_CMAKE_FLAGS[*]}
+EOF
+
+# ---- 2. slm and membw -----------------------------------------------------
+SBUILD=${SLM_BUILD_DIR:-$ROOT/.cache/bench/build-slm}
+SLOG=$ROOT/.cache/bench/build-slm.log
+mkdir -p "$ROOT/.cache/bench"
+echo "compare_llamacpp: building slm from the working tree in $SBUILD ..." >&2
+{ cmake -S "$ROOT" -B "$SBUILD" -DCMAKE_BUILD_TYPE=Release && cmake --build "$SBUILD" -j "$JOBS" --target slm; } \
+    >"$SLOG" 2>&1 || { tail -30 "$SLOG" >&2; die "slm build failed (log: $SLOG)"; }
+SLM=$SBUILD/slm
+MEMBW=$ROOT/.cache/bench/membw
+"$CC" -std=c11 -O2 -march=native -pthread "$ROOT/bench/membw.c" -o "$MEMBW" \
+    || die "building bench/membw.c failed"
+
+if [ "$BUILD_ONLY" = 1 ]; then
+    echo "llama-bench: $LBENCH"
+    echo "slm:         $SLM"
+    echo "membw:       $MEMBW"
+    exit 0
+fi
+
+# ---- 3. measure -------------------------------------------------------------
+if [ -z "$MODEL" ]; then
+    MODEL=$("$ROOT/scripts/fetch_model.sh") || die "scripts/fetch_model.sh failed; pass -m FILE"
+fi
+[ -f "$MODEL" ] || die "model $MODEL not found"
+[ -n "$OUT" ] || OUT=$ROOT/.cache/bench/compare-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+
+# bytes of weights read per decoded token
+"$SLM" info -m "$MODEL" >"$OUT/tensors.txt" || die "slm info failed on $MODEL"
+BYTES_PER_TOKEN=$(awk '
+    $1 ~ /^[0-9]+$/ && NF >= 6 {
+        name = $2; b = $NF
+        if (name ~ /^blk\./ || name == "output_norm.weight") layers += b
+        else if (name == "output.weight") head = b
+        else if (name == "token_embd.weight") embd = b
+    }
+    END { if (head == 0) head = embd; printf "%.0f\n", layers + head }' "$OUT/tensors.txt")
+[ "${BYTES_PER_TOKEN:-0}" -gt 0 ] || die "could not read the tensor table of $MODEL"
+
+echo "compare_llamacpp: memory bandwidth (bench/membw.c) ..." >&2
+MT=$(echo $THREADS | tr ' ' ',')
+"$MEMBW" -t "$MT" -r 7 >"$OUT/membw.txt" || die "membw failed"
+cat "$OUT/membw.txt" >&2
+
+run_slm() {   # name threads p n
+    "$SLM" bench -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/slm.stderr" \
+        || die "slm bench failed (-t $2 -p $3 -n $4); see $OUT/slm.stderr"
+}
+run_llama() {
+    "$LBENCH" -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/llama.stderr" \
+        || die "llama-bench failed (-t $2 -p $3 -n $4); see $OUT/llama.stderr"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    for t in $THREADS; do
+        echo "compare_llamacpp: round $round/$ROUNDS, $t thread(s)" >&2
+        if [ "$NG" -gt 0 ]; then
+            run_slm "slm-tg-t$t-r$round" "$t" 0 "$NG"
+            run_llama "llama-tg-t$t-r$round" "$t" 0 "$NG"
+        fi
+        if [ "$NP" -gt 0 ]; then
+            run_slm "slm-pp-t$t-r$round" "$t" "$NP" 0
+            run_llama "llama-pp-t$t-r$round" "$t" "$NP" 0
+        fi
+    done
+done
+
+# ---- 4. the table -------------------------------------------------------------
+CPU_NAME=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+SLM_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then SLM_REV="$SLM_REV+dirty"; fi
+
+OUT="$OUT" BYTES_PER_TOKEN="$BYTES_PER_TOKEN" MODEL="$MODEL" CPU_NAME="$CPU_NAME" NCPU="$(nproc)" \
+LLAMA_VERSION="$LLAMA_VERSION" LLAMA_COMMIT="$LLAMA_COMMIT" SLM_REV="$SLM_REV" \
+KERNELS="$("$SLM" --version | sed -n 's/.*CPU kernels: \([^)]*\)).*/\1/p')" \
+REPS="$REPS" ROUNDS="$ROUNDS" python3 - <<'PY' | tee "$OUT/results.md"
+import glob, json, math, os, re, statistics, time
+
+out = os.environ["OUT"]
+bpt = int(os.environ["BYTES_PER_TOKEN"])
+bw = {}
+for line in open(os.path.join(out, "membw.txt")):
+    m = re.search(r"threads=(\d+) .*best_gbs=([\d.]+)", line)
+    if m:
+        bw[int(m.group(1))] = float(m.group(2))
+
+samples = {}   # (engine, test, threads) -> [t/s]
+for path in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
+    engine = os.path.basename(path).split("-")[0]
+    with open(path) as f:
+        rows = json.load(f)
+    for r in rows:
+        test = "pp%d" % r["n_prompt"] if r["n_prompt"] > 0 else "tg%d" % r["n_gen"]
+        samples.setdefault((engine, test, r["n_threads"]), []).extend(r["samples_ts"])
+
+def ms(xs):
+    if not xs:
+        return None, None
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+tests = sorted({(k[1], k[2]) for k in samples}, key=lambda x: (x[0][:2] != "tg", x[1], x[0]))
+print("## slm vs llama.cpp, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+print()
+print("- CPU: %s, %s CPUs; kernels: slm `%s`" % (os.environ["CPU_NAME"], os.environ["NCPU"], os.environ["KERNELS"]))
+print("- model: `%s`" % os.path.basename(os.environ["MODEL"]))
+print("- slm: %s; llama.cpp: %s (llama-cpp-python %s sdist)" % (os.environ["SLM_REV"], os.environ["LLAMA_COMMIT"][:9], os.environ["LLAMA_VERSION"]))
+print("- %s interleaved rounds x %s runs per engine and test (after each tool's warm-up)" % (os.environ["ROUNDS"], os.environ["REPS"]))
+print("- weights read per decoded token: %.1f MiB (%d bytes)" % (bpt / 1048576, bpt))
+print("- read bandwidth (bench/membw.c, best of 7, 1 GiB): %s" % ", ".join("%d thread%s %.1f GB/s" % (t, "" if t == 1 else "s", g) for t, g in sorted(bw.items())))
+print()
+print("| test | threads | slm t/s | llama.cpp t/s | slm / llama.cpp | slm % of roofline | llama.cpp % of roofline |")
+print("|---|--:|--:|--:|--:|--:|--:|")
+for test, t in tests:
+    s_m, s_sd = ms(samples.get(("slm", test, t), []))
+    l_m, l_sd = ms(samples.get(("llama", test, t), []))
+    fmt = lambda m, sd: "—" if m is None else "%.2f ± %.2f" % (m, sd)
+    ratio = "—" if not (s_m and l_m) else "%.2f" % (s_m / l_m)
+    def roof(m):
+        if m is None or not test.startswith("tg") or t not in bw:
+            return "—"
+        return "%.0f%%" % (100.0 * bpt * m / (bw[t] * 1e9))
+    print("| %s | %d | %s | %s | %s | %s | %s |" % (test, t, fmt(s_m, s_sd), fmt(l_m, l_sd), ratio, roof(s_m), roof(l_m)))
+print()
+print("Roofline: bytes per token x tokens/s / bandwidth at the same thread count (tg only;")
+print("pp is compute-bound). Raw JSON: %s" % out)
+PY
