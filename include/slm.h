@@ -98,6 +98,9 @@ typedef struct slm_session slm_session;
 typedef struct slm_session_params {
     int n_ctx;        /* 0: min(model's training context, 4096) */
     int n_threads;    /* 0: all online CPUs */
+    /* Multiply weights with f32 activations instead of 8-bit blocks: several
+     * times slower, closest to a float reference (used by the golden tests). */
+    bool precise;
 } slm_session_params;
 
 slm_status slm_session_new(const slm_model *model, const slm_session_params *params,
@@ -110,11 +113,13 @@ int slm_session_n_past(const slm_session *s);
 void slm_session_truncate(slm_session *s, int n_keep);
 
 /* Runs the model on n tokens that follow the cached ones. Afterwards
- * slm_session_logits() gives the logits of the last token; with all_logits the
- * logits of every one of the n tokens are kept (row i at logits + i*n_vocab).
- * Fails with SLM_ERR_CONTEXT_FULL when n_past + n exceeds the context. */
+ * slm_session_logits() gives the logits of the last token; with all_logits
+ * slm_session_logits_all() gives those of every one of the n tokens (row i at
+ * + i*n_vocab). Fails with SLM_ERR_CONTEXT_FULL when n_past + n exceeds the
+ * context, leaving the session as it was. */
 slm_status slm_session_eval(slm_session *s, const slm_token *tokens, int n, bool all_logits);
 float *slm_session_logits(slm_session *s);
+float *slm_session_logits_all(slm_session *s);
 
 /* ---- sampling ---------------------------------------------------------- */
 

@@ -40,7 +40,7 @@ if [ -n "$MODEL" ] && [ -f "$MODEL" ]; then
     expect 1 "truncated|out of bounds" -- "$BIN" run -m "$tmp/trunc.gguf" -p hi
     expect 1 "invalid UTF-8" -- "$BIN" run -m "$MODEL" -p $'caf\xc3 au lait' -n 1
     expect 1 "prompt has [0-9]+ tokens" -- "$BIN" run -m "$MODEL" -c 8 -p "one two three four five six seven eight nine ten" -n 1
-    expect 2 "--ctx-size expects an integer" -- "$BIN" run -m "$MODEL" -c 0 -p hi
+    expect 2 "--ctx-size expects an integer" -- "$BIN" run -m "$MODEL" --ctx-size 0 -p hi
 else
     echo "note: no model, model-dependent CLI cases skipped"
 fi

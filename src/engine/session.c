@@ -14,6 +14,7 @@ struct slm_session {
     int n_ctx, n_past;
     float *logits;           /* n_logits_cap rows of n_vocab */
     size_t n_logits_cap;
+    float *last;             /* the last evaluated token's row in logits */
 };
 
 slm_status slm_session_new(const slm_model *model, const slm_session_params *params, slm_session **out) {
@@ -32,10 +33,10 @@ slm_status slm_session_new(const slm_model *model, const slm_session_params *par
     s->model = model;
     s->n_ctx = n_ctx;
     slm_status st = slm_pool_new(n_threads, &s->pool);
-    if (!st) st = fwd_init(&s->fwd, model, s->pool, n_ctx);
+    if (!st) st = fwd_init(&s->fwd, model, s->pool, n_ctx, params && params->precise);
     if (!st) {
         s->n_logits_cap = 1;
-        s->logits = calloc((size_t)model->cfg.n_vocab, sizeof(float));
+        s->last = s->logits = calloc((size_t)model->cfg.n_vocab, sizeof(float));
         if (!s->logits) st = slm_fail(SLM_ERR_NOMEM, "out of memory");
     }
     if (st) { slm_session_free(s); return st; }
@@ -74,10 +75,12 @@ slm_status slm_session_eval(slm_session *s, const slm_token *tokens, int n, bool
         s->n_logits_cap = (size_t)n;
     }
     fwd_eval(&s->fwd, tokens, n, s->n_past, all_logits ? s->logits : NULL, s->logits);
+    s->last = all_logits ? s->logits + (size_t)(n - 1) * V : s->logits;
     s->n_past += n;
     return SLM_OK;
 }
 
-float *slm_session_logits(slm_session *s) { return s->logits; }
+float *slm_session_logits(slm_session *s) { return s->last; }
+float *slm_session_logits_all(slm_session *s) { return s->logits; }
 
 const char *slm_cpu_backend_name(void) { return slm_kernels_name(); }

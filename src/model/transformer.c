@@ -12,12 +12,13 @@
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx) {
+slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx, bool precise) {
     memset(f, 0, sizeof *f);
     const slm_config *c = &m->cfg;
     f->m = m;
     f->pool = pool;
     f->n_ctx = n_ctx;
+    f->precise = precise;
     size_t kv_row = (size_t)c->n_head_kv * c->head_dim, vv_row = (size_t)c->n_head_kv * c->head_dim_v;
     size_t U = SLM_UBATCH;
     /* calloc of a large block maps zero pages lazily: the cache costs memory
@@ -45,8 +46,13 @@ slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n
     }
     xq = max_sz(xq, op_matmul_scratch(&m->output, (int)U));
     f->xq = malloc(xq);
+    if (precise) {
+        int widest = c->n_embd > c->n_ff ? c->n_embd : c->n_ff;
+        if (c->n_head * c->head_dim_v > widest) widest = c->n_head * c->head_dim_v;
+        f->rowbuf = malloc((size_t)slm_pool_size(pool) * widest * sizeof(float));
+    }
     if (!f->k_cache || !f->v_cache || !f->h || !f->xn || !f->q || !f->k || !f->v || !f->att || !f->o ||
-        !f->gate || !f->up || !f->scores || !f->rope_cos || !f->rope_sin || !f->last_hidden || !f->xq) {
+        !f->gate || !f->up || !f->scores || !f->rope_cos || !f->rope_sin || !f->last_hidden || !f->xq || (precise && !f->rowbuf)) {
         fwd_free(f);
         return slm_fail(SLM_ERR_NOMEM, "out of memory allocating a context of %d tokens", n_ctx);
     }
@@ -55,9 +61,14 @@ slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n
 
 void fwd_free(slm_fwd *f) {
     void *bufs[] = { f->k_cache, f->v_cache, f->h, f->xn, f->q, f->k, f->v, f->att, f->o, f->gate,
-                     f->up, f->scores, f->rope_cos, f->rope_sin, f->last_hidden, f->xq };
+                     f->up, f->scores, f->rope_cos, f->rope_sin, f->last_hidden, f->xq, f->rowbuf };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(f, 0, sizeof *f);
+}
+
+static void matmul(slm_fwd *f, const slm_mat *w, const float *x, int n, float *y) {
+    if (f->precise) op_matmul_precise(f->pool, w, x, n, y, f->rowbuf);
+    else op_matmul(f->pool, w, x, n, y, f->xq);
 }
 
 /* ---- attention --------------------------------------------------------- */
@@ -140,9 +151,9 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
         const slm_layer *L = &m->layers[il];
         /* attention */
         norm_rows(f->xn, f->h, L->attn_norm, n, E, c->eps);
-        op_matmul(f->pool, &L->wq, f->xn, n, f->q, f->xq);
-        op_matmul(f->pool, &L->wk, f->xn, n, f->k, f->xq);
-        op_matmul(f->pool, &L->wv, f->xn, n, f->v, f->xq);
+        matmul(f, &L->wq, f->xn, n, f->q);
+        matmul(f, &L->wk, f->xn, n, f->k);
+        matmul(f, &L->wv, f->xn, n, f->v);
         if (a->qk_norm) {
             norm_rows(f->q, f->q, L->q_norm, n * c->n_head, c->head_dim, c->eps);
             norm_rows(f->k, f->k, L->k_norm, n * c->n_head_kv, c->head_dim, c->eps);
@@ -155,17 +166,17 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
         memcpy(f->v_cache + ((size_t)il * f->n_ctx + pos0) * vv_row, f->v, (size_t)n * vv_row * sizeof(float));
         attn_job aj = { f, L, il, n, pos0 };
         slm_pool_run(f->pool, attn_worker, &aj);
-        op_matmul(f->pool, &L->wo, f->att, n, f->o, f->xq);
+        matmul(f, &L->wo, f->att, n, f->o);
         if (a->post_norms) norm_rows(f->o, f->o, L->post_attn_norm, n, E, c->eps);
         for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
 
         /* feed-forward */
         norm_rows(f->xn, f->h, L->ffn_norm, n, E, c->eps);
-        op_matmul(f->pool, &L->w_gate, f->xn, n, f->gate, f->xq);
-        op_matmul(f->pool, &L->w_up, f->xn, n, f->up, f->xq);
+        matmul(f, &L->w_gate, f->xn, n, f->gate);
+        matmul(f, &L->w_up, f->xn, n, f->up);
         if (a->act == SLM_ACT_GELU_TANH) op_gelu_tanh_mul(f->gate, f->up, n * c->n_ff);
         else op_silu_mul(f->gate, f->up, n * c->n_ff);
-        op_matmul(f->pool, &L->w_down, f->gate, n, f->o, f->xq);
+        matmul(f, &L->w_down, f->gate, n, f->o);
         if (a->post_norms) norm_rows(f->o, f->o, L->post_ffn_norm, n, E, c->eps);
         for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
     }
@@ -179,9 +190,9 @@ void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_
         int cn = n - done < SLM_UBATCH ? n - done : SLM_UBATCH;
         eval_chunk(f, tokens + done, cn, pos0 + done);
         if (logits_all)
-            op_matmul(f->pool, &m->output, f->xn, cn, logits_all + (size_t)done * V, f->xq);
+            matmul(f, &m->output, f->xn, cn, logits_all + (size_t)done * V);
         done += cn;
         if (done == n) memcpy(f->last_hidden, f->xn + (size_t)(cn - 1) * E, E * sizeof(float));
     }
-    if (!logits_all && logits_last) op_matmul(f->pool, &m->output, f->last_hidden, 1, logits_last, f->xq);
+    if (!logits_all && logits_last) matmul(f, &m->output, f->last_hidden, 1, logits_last);
 }

@@ -19,9 +19,11 @@ typedef struct slm_fwd {
     float *rope_cos, *rope_sin; /* [SLM_UBATCH][n_rot/2], per base */
     void *xq;                   /* quantized activations */
     float *last_hidden;         /* normed hidden state of the last token */
+    bool precise;               /* f32 activations in every matrix product */
+    float *rowbuf;              /* [thread][widest row], precise mode only */
 } slm_fwd;
 
-slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx);
+slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n_ctx, bool precise);
 void fwd_free(slm_fwd *f);
 
 /* Runs n tokens at positions pos0.. through the layers (any n: chunked

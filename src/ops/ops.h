@@ -22,6 +22,12 @@ size_t op_matmul_scratch(const slm_mat *w, int n_tok);
  * y (stride W.rows). `scratch` holds the quantized activations. */
 void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch);
 
+/* The same product with f32 activations: each weight row is dequantized once
+ * (into rowbuf: nth rows of W.cols floats) and dotted in f32 with every
+ * activation row. Slower, but free of the 8-bit activation rounding of
+ * op_matmul: the "precise" mode that the golden tests hold to the reference. */
+void op_matmul_precise(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, float *rowbuf);
+
 /* out = x / rms(x) * w (w NULL: no weight). out may alias x. */
 void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 

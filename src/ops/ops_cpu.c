@@ -41,6 +41,31 @@ void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, floa
     slm_pool_run(pool, matmul_worker, &j);
 }
 
+typedef struct {
+    const slm_mat *w;
+    const float *x;
+    int n_tok;
+    float *y, *rowbuf;
+} precise_job;
+
+static void precise_worker(void *ctx, int ith, int nth) {
+    const precise_job *j = ctx;
+    const slm_mat *w = j->w;
+    float *row = j->rowbuf + (size_t)ith * w->cols;
+    long lo, hi;
+    slm_split_range((long)w->rows, ith, nth, &lo, &hi);
+    for (long r = lo; r < hi; r++) {
+        slm_dequantize_row(w->type, w->data + (size_t)r * w->row_bytes, row, w->cols);
+        for (int t = 0; t < j->n_tok; t++)
+            j->y[(size_t)t * w->rows + r] = op_dot_f32(row, j->x + (size_t)t * w->cols, (int)w->cols);
+    }
+}
+
+void op_matmul_precise(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, float *rowbuf) {
+    precise_job j = { w, x, n_tok, y, rowbuf };
+    slm_pool_run(pool, precise_worker, &j);
+}
+
 void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0;
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
@@ -97,14 +122,16 @@ void op_softmax(float *x, int n) {
 }
 
 float op_dot_f32(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    /* 16 independent partial sums: the compiler maps them onto SIMD lanes
+     * without needing -ffast-math to reorder one long sum. */
+    float acc[16] = { 0 };
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i]; s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2]; s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
 }
 
 void op_axpy_f32(float *y, float a, const float *x, int n) {
