@@ -165,10 +165,8 @@ BYTES_PER_TOKEN=$(awk '
     END { if (head == 0) head = embd; printf "%.0f\n", layers + head }' "$OUT/tensors.txt")
 [ "${BYTES_PER_TOKEN:-0}" -gt 0 ] || die "could not read the tensor table of $MODEL"
 
-echo "compare_llamacpp: memory bandwidth (bench/membw.c) ..." >&2
 MT=$(echo $THREADS | tr ' ' ',')
-"$MEMBW" -t "$MT" -r 7 >"$OUT/membw.txt" || die "membw failed"
-cat "$OUT/membw.txt" >&2
+: >"$OUT/membw.txt"
 
 run_slm() {   # name threads p n
     "$SLM" bench -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/slm.stderr" \
@@ -182,6 +180,10 @@ run_llama() {
 for round in $(seq 1 "$ROUNDS"); do
     for t in $THREADS; do
         echo "compare_llamacpp: round $round/$ROUNDS, $t thread(s)" >&2
+        if [ "$t" = "$(echo $THREADS | cut -d' ' -f1)" ]; then
+            # bandwidth once per round too: the table uses the best of all rounds
+            "$MEMBW" -t "$MT" -r 5 | tee -a "$OUT/membw.txt" >&2 || die "membw failed"
+        fi
         if [ "$NG" -gt 0 ]; then
             run_slm "slm-tg-t$t-r$round" "$t" 0 "$NG"
             run_llama "llama-tg-t$t-r$round" "$t" 0 "$NG"
@@ -206,27 +208,30 @@ import glob, json, math, os, re, statistics, time
 
 out = os.environ["OUT"]
 bpt = int(os.environ["BYTES_PER_TOKEN"])
-bw = {}
+bw = {}        # threads -> best GB/s over every membw run
 for line in open(os.path.join(out, "membw.txt")):
     m = re.search(r"threads=(\d+) .*best_gbs=([\d.]+)", line)
     if m:
-        bw[int(m.group(1))] = float(m.group(2))
+        t, g = int(m.group(1)), float(m.group(2))
+        bw[t] = max(bw.get(t, 0.0), g)
 
-samples = {}   # (engine, test, threads) -> [t/s]
+runs = {}   # (engine, test, threads) -> {round: [t/s samples]}
 for path in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
-    engine = os.path.basename(path).split("-")[0]
+    base = os.path.basename(path)[:-5]
+    engine, rnd = base.split("-")[0], int(base.rsplit("-r", 1)[1])
     with open(path) as f:
         rows = json.load(f)
     for r in rows:
         test = "pp%d" % r["n_prompt"] if r["n_prompt"] > 0 else "tg%d" % r["n_gen"]
-        samples.setdefault((engine, test, r["n_threads"]), []).extend(r["samples_ts"])
+        runs.setdefault((engine, test, r["n_threads"]), {}).setdefault(rnd, []).extend(r["samples_ts"])
 
-def ms(xs):
-    if not xs:
-        return None, None
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+def flat(k):
+    return [x for v in runs.get(k, {}).values() for x in v]
 
-tests = sorted({(k[1], k[2]) for k in samples}, key=lambda x: (x[0][:2] != "tg", x[1], x[0]))
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+tests = sorted({(k[1], k[2]) for k in runs}, key=lambda x: (x[0][:2] != "tg", x[1], x[0]))
 print("## slm vs llama.cpp, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 print()
 print("- CPU: %s, %s CPUs; kernels: slm `%s`" % (os.environ["CPU_NAME"], os.environ["NCPU"], os.environ["KERNELS"]))
@@ -234,21 +239,32 @@ print("- model: `%s`" % os.path.basename(os.environ["MODEL"]))
 print("- slm: %s; llama.cpp: %s (llama-cpp-python %s sdist)" % (os.environ["SLM_REV"], os.environ["LLAMA_COMMIT"][:9], os.environ["LLAMA_VERSION"]))
 print("- %s interleaved rounds x %s runs per engine and test (after each tool's warm-up)" % (os.environ["ROUNDS"], os.environ["REPS"]))
 print("- weights read per decoded token: %.1f MiB (%d bytes)" % (bpt / 1048576, bpt))
-print("- read bandwidth (bench/membw.c, best of 7, 1 GiB): %s" % ", ".join("%d thread%s %.1f GB/s" % (t, "" if t == 1 else "s", g) for t, g in sorted(bw.items())))
+print("- read bandwidth (bench/membw.c, 1 GiB, best over all rounds): %s" % ", ".join("%d thread%s %.1f GB/s" % (t, "" if t == 1 else "s", g) for t, g in sorted(bw.items())))
 print()
-print("| test | threads | slm t/s | llama.cpp t/s | slm / llama.cpp | slm % of roofline | llama.cpp % of roofline |")
-print("|---|--:|--:|--:|--:|--:|--:|")
+print("| test | threads | slm t/s | slm best | llama.cpp t/s | llama.cpp best | slm / llama.cpp | slm % roofline | llama.cpp % roofline |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 for test, t in tests:
-    s_m, s_sd = ms(samples.get(("slm", test, t), []))
-    l_m, l_sd = ms(samples.get(("llama", test, t), []))
-    fmt = lambda m, sd: "—" if m is None else "%.2f ± %.2f" % (m, sd)
-    ratio = "—" if not (s_m and l_m) else "%.2f" % (s_m / l_m)
-    def roof(m):
-        if m is None or not test.startswith("tg") or t not in bw:
+    ks, kl = ("slm", test, t), ("llama", test, t)
+    s_all, l_all = flat(ks), flat(kl)
+    def fmt(xs):
+        if not xs:
+            return "—", "—"
+        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return "%.2f ± %.2f" % (statistics.mean(xs), sd), "%.2f" % max(xs)
+    (s_ms, s_best), (l_ms, l_best) = fmt(s_all), fmt(l_all)
+    # ratio: geometric mean of per-round ratios (each round's runs are neighbours in time)
+    pairs = [statistics.mean(runs[ks][r]) / statistics.mean(runs[kl][r])
+             for r in sorted(runs.get(ks, {})) if r in runs.get(kl, {})]
+    ratio = "—" if not pairs else "%.2f (%.2f–%.2f)" % (geomean(pairs), min(pairs), max(pairs))
+    def roof(xs):
+        if not xs or not test.startswith("tg") or t not in bw:
             return "—"
-        return "%.0f%%" % (100.0 * bpt * m / (bw[t] * 1e9))
-    print("| %s | %d | %s | %s | %s | %s | %s |" % (test, t, fmt(s_m, s_sd), fmt(l_m, l_sd), ratio, roof(s_m), roof(l_m)))
+        f = lambda v: 100.0 * bpt * v / (bw[t] * 1e9)
+        return "%.0f%% (best %.0f%%)" % (f(statistics.mean(xs)), f(max(xs)))
+    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (test, t, s_ms, s_best, l_ms, l_best, ratio, roof(s_all), roof(l_all)))
 print()
-print("Roofline: bytes per token x tokens/s / bandwidth at the same thread count (tg only;")
-print("pp is compute-bound). Raw JSON: %s" % out)
+print("t/s: mean ± sd over all timed runs of all rounds; best: the fastest run. slm / llama.cpp:")
+print("geometric mean of the per-round ratios of means (min–max over rounds). Roofline: bytes per")
+print("token x t/s / best measured bandwidth at the same thread count (tg only; pp is compute-bound).")
+print("Raw JSON: %s" % out)
 PY

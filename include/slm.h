@@ -175,6 +175,9 @@ void slm_gguf_tensor(const slm_gguf *g, uint64_t i, slm_tensor_desc *out);
 
 /* Names the kernels chosen at start-up from the CPU's features, e.g. "avx512". */
 const char *slm_cpu_backend_name(void);
+/* Uses a lower kernel set than the best one ("scalar", "avx2", ...): for
+ * benchmarks and debugging. Call before creating sessions. */
+slm_status slm_cpu_set_kernels(const char *name);
 
 #ifdef __cplusplus
 }

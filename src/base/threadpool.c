@@ -117,5 +117,10 @@ void slm_pool_run(slm_pool *p, slm_pool_fn fn, void *ctx) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* A worker that lost its core (another process) would keep us spinning
+     * for a whole time slice: yield now and then. */
+    for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins % 4096 == 4095) sched_yield();
+        else cpu_relax();
+    }
 }

@@ -18,17 +18,22 @@ typedef struct {
     float *y;
 } matmul_job;
 
-/* Rows are split among workers; each row is read once and dotted with every
- * activation row while it is hot in cache. */
+/* Rows are split among workers. Each worker walks its rows in tiles small
+ * enough to stay in L1/L2 and dots every tile with each activation row, so a
+ * weight row is fetched from memory once per call whatever the batch. */
+#define MATMUL_TILE_ROWS 32
+
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const slm_mat *w = j->w;
     long lo, hi;
     slm_split_range((long)w->rows, ith, nth, &lo, &hi);
-    for (long r = lo; r < hi; r++) {
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+    long tile = j->n_tok == 1 ? hi - lo : MATMUL_TILE_ROWS;
+    for (long r0 = lo; r0 < hi; r0 += tile) {
+        int nr = (int)(hi - r0 < tile ? hi - r0 : tile);
         for (int t = 0; t < j->n_tok; t++)
-            j->y[(size_t)t * w->rows + r] = slm_vec_dot(w->type, row, j->xq + (size_t)t * j->xq_stride, w->cols);
+            slm_vec_dot_rows(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr,
+                             j->xq + (size_t)t * j->xq_stride, w->cols, j->y + (size_t)t * w->rows + r0);
     }
 }
 

@@ -2,9 +2,11 @@
  * calls to it. The scalar set is always complete; an ISA set starts as a copy
  * of the scalar one (or of a lower ISA's set) and overrides what it speeds up.
  *
- * SLM_KERNELS=scalar|avx2|avx512|neon in the environment caps the choice (for
- * benchmarks and debugging); an unknown or unsupported name is ignored. */
+ * slm_cpu_set_kernels() can lower the choice afterwards (for benchmarks and
+ * debugging; the CLI maps SLM_KERNELS to it). The library reads no
+ * environment itself. */
 #include "quant/quant_internal.h"
+#include "base/status.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -44,11 +46,6 @@ static void init_sets(void) {
     g_have[SET_NEON] = true;
     best = SET_NEON;
 #endif
-    const char *want = getenv("SLM_KERNELS");
-    if (want) {
-        for (int i = 0; i < SET_COUNT; i++)
-            if (g_have[i] && strcmp(g_sets[i].name, want) == 0 && i < best) best = i;
-    }
     g_active = &g_sets[best];
 }
 
@@ -68,6 +65,18 @@ const slm_kernels *slm_kernels_get(const char *name) {
 }
 
 const char *slm_kernels_name(void) { return kernels()->name; }
+
+slm_status slm_cpu_set_kernels(const char *name) {
+    const slm_kernels *cur = kernels();
+    for (int i = 0; i < SET_COUNT; i++) {
+        if (!g_have[i] || strcmp(g_sets[i].name, name) != 0) continue;
+        if (i > (int)(cur - g_sets) && cur != &g_sets[i])
+            return slm_fail(SLM_ERR_INVALID_ARG, "kernels '%s' are above the current choice '%s'", name, cur->name);
+        g_active = &g_sets[i];
+        return SLM_OK;
+    }
+    return slm_fail(SLM_ERR_UNSUPPORTED, "kernels '%s' are not available on this CPU (using %s)", name, cur->name);
+}
 
 /* n must be a whole number of blocks (block sizes are 1, 32, 256); a caller
  * that breaks this has a shape bug: stop rather than drop the tail. */

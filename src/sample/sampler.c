@@ -344,6 +344,26 @@ static int select_top_k(slm_sampler *s, const float *logits, int k) {
     return n;
 }
 
+/* Sum of n weights in double: four chains, combined in a fixed order. */
+static double sum_block(const float *w, int n) {
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += w[i];
+        a1 += w[i + 1];
+        a2 += w[i + 2];
+        a3 += w[i + 3];
+    }
+    for (; i < n; i++) a0 += w[i];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static inline void hist_add(double *hist, float l, float m, float inv_t, float w) {
+    float bf = scaled_dist(l, m, inv_t) * HIST_SCALE; /* >= 0, or +inf / NaN */
+    int h = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
+    hist[h] += w;
+}
+
 slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     const int nv = s->n_vocab;
     if (penalty_on(s)) apply_penalty(s, logits);
@@ -371,12 +391,7 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
         for (int b = 0; b < nv; b += BLOCK, nb++) {
             int e = b + BLOCK < nv ? b + BLOCK : nv;
             slm_exp_neg_scaled(logits + b, e - b, m, inv_t, s->wblk);
-            double a[4] = {0, 0, 0, 0};
-            int i = 0;
-            for (; i + 4 <= e - b; i += 4)
-                for (int j = 0; j < 4; j++) a[j] += s->wblk[i + j];
-            for (; i < e - b; i++) a[0] += s->wblk[i];
-            s->bsum[nb] = (a[0] + a[1]) + (a[2] + a[3]);
+            s->bsum[nb] = sum_block(s->wblk, e - b);
             tot += s->bsum[nb];
         }
         double u = rng_uniform(s) * tot, cum = 0.0;
@@ -408,23 +423,16 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
          * bucket of d */
         const bool use_hist = d_max > 5.0f;
         if (use_hist) memset(s->hist, 0, sizeof s->hist);
-        double a[4] = {0, 0, 0, 0};
         for (int b = 0; b < nv; b += BLOCK) {
             int e = b + BLOCK < nv ? b + BLOCK : nv;
             slm_exp_neg_scaled(logits + b, e - b, m, inv_t, s->wblk);
-            if (!use_hist) {
-                for (int i = b; i < e; i++) a[i & 3] += s->wblk[i - b];
-                continue;
-            }
-            for (int i = b; i < e; i++) {
-                float w = s->wblk[i - b];
-                float bf = scaled_dist(logits[i], m, inv_t) * HIST_SCALE; /* >= 0, or inf/NaN */
-                int h = bf < (float)(HIST_BUCKETS - 1) ? (int)bf : HIST_BUCKETS - 1;
-                a[i & 3] += w;
-                s->hist[i & 3][h] += w;
-            }
+            z += sum_block(s->wblk, e - b);
+            if (!use_hist) continue;
+            int i = b;
+            for (; i + 4 <= e; i += 4)
+                for (int j = 0; j < 4; j++) hist_add(s->hist[j], logits[i + j], m, inv_t, s->wblk[i + j - b]);
+            for (; i < e; i++) hist_add(s->hist[0], logits[i], m, inv_t, s->wblk[i - b]);
         }
-        z = (a[0] + a[1]) + (a[2] + a[3]);
         if (use_hist) {
             double target = (double)s->p.top_p * z, cum = 0.0;
             int b = 0;

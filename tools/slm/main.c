@@ -1,5 +1,6 @@
 /* slm: the command-line client of libslm. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -20,6 +21,8 @@ static void usage(FILE *out) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
+    const char *kern = getenv("SLM_KERNELS");  /* e.g. SLM_KERNELS=scalar to compare kernels */
+    if (kern && *kern && slm_cpu_set_kernels(kern)) fprintf(stderr, "slm: SLM_KERNELS: %s\n", slm_last_error());
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("slm %s (CPU kernels: %s)\n", SLM_VERSION_STRING, slm_cpu_backend_name());
