@@ -32,14 +32,14 @@ if cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLM_TEST_MODEL="$MODEL" >/de
 else record "release build" 1; fi
 
 echo "== ASan + UBSan build"
-if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLM_SANITIZE=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLM_SANITIZE=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
    cmake --build build-asan -j "$JOBS"; then
     SLM_TEST_SHORT_PRECISE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_counts build-asan sanitizers
 else record "sanitizer build" 1; fi
 
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
 if command -v clang >/dev/null &&
-   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLM_FUZZ=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
+   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLM_FUZZ=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
    cmake --build build-fuzz -j "$JOBS"; then
     for fz in build-fuzz/fuzz_*; do
         name=$(basename "$fz"); corpus=tests/fuzz/corpus/${name#fuzz_}

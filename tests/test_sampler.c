@@ -253,6 +253,9 @@ static void test_invalid(void) {
     p = d; p.temperature = -1; expect_valid("temperature -1 (greedy)", &p, 4);
     p = d; p.repeat_last_n = 0; p.repeat_penalty = 1.3f; expect_valid("repeat_last_n 0", &p, 4);
     slm_sampler_free(NULL); /* no-op */
+    slm_sampler_accept(NULL, 3);
+    slm_sampler_reset(NULL);
+    CHECK(slm_sampler_sample(NULL, NULL) == -1);
 }
 
 static void test_greedy(void) {

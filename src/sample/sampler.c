@@ -365,6 +365,7 @@ static inline void hist_add(double *hist, float l, float m, float inv_t, float w
 }
 
 slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
+    if (!s || !logits) return -1; /* a caller bug: no token */
     const int nv = s->n_vocab;
     if (penalty_on(s)) apply_penalty(s, logits);
     if (!(s->p.temperature > 0.0f)) return argmax(logits, nv);
