@@ -134,6 +134,9 @@ echo "compare_llamacpp: building slm from the working tree in $SBUILD ..." >&2
 { cmake -S "$ROOT" -B "$SBUILD" -DCMAKE_BUILD_TYPE=Release && cmake --build "$SBUILD" -j "$JOBS" --target slm; } \
     >"$SLOG" 2>&1 || { tail -30 "$SLOG" >&2; die "slm build failed (log: $SLOG)"; }
 SLM=$SBUILD/slm
+# the revision the binary was built from (+dirty: tracked files differ from it)
+SLM_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then SLM_REV="$SLM_REV+dirty"; fi
 MEMBW=$ROOT/.cache/bench/membw
 "$CC" -std=c11 -O2 -march=native -pthread "$ROOT/bench/membw.c" -o "$MEMBW" \
     || die "building bench/membw.c failed"
@@ -197,8 +200,6 @@ done
 
 # ---- 4. the table -------------------------------------------------------------
 CPU_NAME=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
-SLM_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then SLM_REV="$SLM_REV+dirty"; fi
 
 OUT="$OUT" BYTES_PER_TOKEN="$BYTES_PER_TOKEN" MODEL="$MODEL" CPU_NAME="$CPU_NAME" NCPU="$(nproc)" \
 LLAMA_VERSION="$LLAMA_VERSION" LLAMA_COMMIT="$LLAMA_COMMIT" SLM_REV="$SLM_REV" \

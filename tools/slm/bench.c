@@ -51,7 +51,8 @@ static void bench_help(FILE *out) {
           "      --progress          print each test as it starts (stderr)\n\n"
           "The markdown output ends with the peak RSS and the time from opening the model\n"
           "to the first token of a short prompt. JSON objects carry model_filename,\n"
-          "n_threads, n_prompt, n_gen, avg_ts, stddev_ts, samples_ts (as llama-bench -o json).\n", out);
+          "n_threads, n_prompt, n_gen, avg_ts, stddev_ts, samples_ts (as llama-bench -o json).\n"
+          "SLM_KERNELS=avx2 (or scalar, ...) in the environment measures a lower kernel set.\n", out);
 }
 
 static int parse_list(const char *flag, const char *s, int lo, int hi, int_list *out) {
