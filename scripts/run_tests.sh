@@ -34,7 +34,7 @@ else record "release build" 1; fi
 echo "== ASan + UBSan build"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLM_SANITIZE=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
    cmake --build build-asan -j "$JOBS"; then
-    SLM_TEST_SHORT_PRECISE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_counts build-asan sanitizers
+    SLM_TEST_LIGHT=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_counts build-asan sanitizers
 else record "sanitizer build" 1; fi
 
 echo "== fuzzers (${FUZZ_SECONDS}s each)"

@@ -411,6 +411,91 @@ static void test_dots(void) {
     }
 }
 
+/* ---- tiles: slm_gemm_tile against the scalar reference ---- */
+
+/* One shape: nrows rows of n elements against ntok activation rows, odd
+ * strides and addresses; every kernel set's tile equals the scalar one
+ * within the summation bounds of both, and writes nothing else. */
+static void check_gemm(uint32_t type, int nrows, int ntok, int64_t n) {
+    const slm_type_info *t = slm_type_get(type);
+    uint32_t vt = slm_vec_type(type);
+    size_t wb = slm_row_bytes(type, n), xb = slm_row_bytes(vt, n);
+    size_t ws = wb + (size_t)(rnd() % 3), xs = xb + (size_t)(rnd() % 5);
+    size_t os = (size_t)nrows + (size_t)(rnd() % 3);
+    uint8_t *wbuf = malloc(ws * (size_t)nrows + 1), *xbuf = malloc(xs * (size_t)ntok + 1);
+    uint8_t *w = wbuf + 1, *xq = xbuf + 1;
+    float *x = malloc((size_t)n * ntok * 4);
+    size_t olen = os * (size_t)ntok;
+    float *ref = malloc(olen * 4), *got = malloc(olen * 4);
+    double *tol = malloc(olen * sizeof(double));
+    for (int r = 0; r < nrows; r++) random_row(type, w + (size_t)r * ws, n);
+    for (int k = 0; k < ntok; k++) {
+        random_act(x + (size_t)k * n, n);
+        slm_quantize_act(vt, x + (size_t)k * n, xq + (size_t)k * xs, n);
+    }
+    for (size_t i = 0; i < olen; i++) ref[i] = -777.f;
+    slm_gemm_tile_scalar(type, w, ws, nrows, xq, xs, ntok, n, ref, os);
+    for (int k = 0; k < ntok; k++)
+        for (int r = 0; r < nrows; r++) {
+            dot_facts f = facts(type, w + (size_t)r * ws, x + (size_t)k * n, xq + (size_t)k * xs, n);
+            double tl = acc_tol(type, &f);
+            size_t i = (size_t)k * os + (size_t)r;
+            CHECKF(fabs(ref[i] - f.exact) <= tl, "gemm scalar %s r=%d t=%d n=%lld: %.9g exact %.9g",
+                   t->name, r, k, (long long)n, ref[i], f.exact);
+            tol[i] = 2 * tl;
+        }
+    const char *sets[] = { "scalar", "avx2", "avx512", "neon", NULL };
+    for (size_t s = 0; s < 5; s++) {
+        const slm_kernels *k = s < 4 ? slm_kernels_get(sets[s]) : NULL;
+        if (s < 4 && !k) continue;
+        for (size_t i = 0; i < olen; i++) got[i] = -777.f;
+        if (k) slm_kernels_gemm_tile(k, type, w, ws, nrows, xq, xs, ntok, n, got, os);
+        else slm_gemm_tile(type, w, ws, nrows, xq, xs, ntok, n, got, os);
+        const char *name = k ? sets[s] : "dispatch";
+        int bad = 0;
+        for (int kk = 0; kk < ntok; kk++)
+            for (size_t r = 0; r < os; r++) {
+                size_t i = (size_t)kk * os + r;
+                if ((int)r >= nrows) {
+                    if (got[i] != -777.f && bad++ < 3) CHECKF(0, "%s gemm %s wrote past nrows", name, t->name);
+                    continue;
+                }
+                if (!(fabs(got[i] - ref[i]) <= tol[i]) && bad++ < 3)
+                    CHECKF(0, "%s gemm %s %dx%d n=%lld r=%zu t=%d: %.9g scalar %.9g tol %.3g", name, t->name,
+                           nrows, ntok, (long long)n, r, kk, got[i], ref[i], tol[i]);
+            }
+        CHECKF(bad == 0, "%s gemm %s: %d bad", name, t->name, bad);
+    }
+    free(wbuf); free(xbuf); free(x); free(ref); free(got); free(tol);
+}
+
+static void test_gemm(void) {
+    static const int64_t blocks32[] = { 1, 2, 3, 5, 7, 20, 33, 64, 65, 67, 129 };
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        uint32_t type = WEIGHT_TYPES[ti];
+        const slm_type_info *t = slm_type_get(type);
+        int shapes = t->block_size == 32 ? 14 : 8;
+        for (int i = 0; i < shapes; i++) {
+            int nrows = 1 + (int)(rnd() % 37), ntok = 1 + (int)(rnd() % 13);
+            int64_t n;
+            if (t->block_size == 1) n = 1 + (int64_t)(rnd() % 300);
+            else if (t->block_size == 32) n = blocks32[(size_t)i % (sizeof blocks32 / sizeof blocks32[0])] * QK;
+            else n = (1 + (int64_t)(rnd() % 9)) * QK_K;
+            check_gemm(type, nrows, ntok, n);
+        }
+        check_gemm(type, 1, 1, t->block_size);
+        check_gemm(type, 37, 13, t->block_size == 1 ? 33 : 3 * t->block_size);
+        check_gemm(type, 3, 8, t->block_size == 1 ? 64 : 2 * t->block_size);
+        check_gemm(type, 2, 16, t->block_size == 1 ? 64 : 1 * t->block_size);
+    }
+    /* nothing to do: no writes */
+    float o = -1.f;
+    uint8_t dummy[64] = { 0 };
+    slm_gemm_tile(SLM_T_Q8_0, dummy, 34, 0, dummy, 34, 3, 32, &o, 1);
+    slm_gemm_tile(SLM_T_Q8_0, dummy, 34, 1, dummy, 34, 0, 32, &o, 1);
+    CHECK(o == -1.f);
+}
+
 /* Q8_0 / Q8_K layouts as ggml: f16 d + 32 int8; f32 d + 256 int8 + 16 int16 sums. */
 static void test_act_layout(void) {
     float x[256];
@@ -466,6 +551,7 @@ int main(void) {
     test_conversions();
     test_act_layout();
     test_dots();
+    test_gemm();
     test_bad_lengths();
     return test_finish();
 }

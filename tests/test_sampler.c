@@ -14,6 +14,20 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Under the sanitizers (several times slower) the statistical checks use a
+ * quarter of the draws; their bounds scale with the count. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+static long draws(long n) { return SANITIZED ? n / 4 : n; }
+
 static uint64_t lcg_state = 12345;
 static double frand(void) { /* test-only PRNG, uniform [0,1) */
     lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
@@ -98,6 +112,7 @@ static void ref_dist(const float *logits, int n, const slm_sampler_params *sp, d
  * far below its 1e-5 tail. Returns the chi-square statistic. */
 static double check_freq(const char *what, slm_sampler *s, const float *logits, int n,
                          const double *prob, long n_draws) {
+    n_draws = draws(n_draws);
     long *cnt = calloc((size_t)n, sizeof *cnt);
     float *buf = malloc((size_t)n * sizeof *buf);
     int bad_id = 0;
@@ -140,6 +155,7 @@ static double check_freq(const char *what, slm_sampler *s, const float *logits, 
 /* Draws n_draws tokens and checks that exactly the ids with want[i] come out. */
 static void check_support(const char *what, slm_sampler *s, const float *logits, int n,
                           const unsigned char *want, long n_draws) {
+    n_draws = draws(n_draws);
     unsigned char *seen = calloc((size_t)n, 1);
     float *buf = malloc((size_t)n * sizeof *buf);
     int outside = 0;

@@ -18,22 +18,31 @@ typedef struct {
     float *y;
 } matmul_job;
 
-/* Rows are split among workers. Each worker walks its rows in tiles small
- * enough to stay in L1/L2 and dots every tile with each activation row, so a
- * weight row is fetched from memory once per call whatever the batch. */
+/* Rows are split among workers. One token (decode): each worker dots its
+ * whole range with slm_vec_dot_rows. Several tokens (prompt): it walks its
+ * rows in tiles small enough to stay in L1/L2 and multiplies each tile with
+ * all the activation rows at once (slm_gemm_tile unpacks every weight block
+ * once for several tokens), so a weight row is fetched from memory once per
+ * call whatever the batch. */
+#ifndef MATMUL_TILE_ROWS
 #define MATMUL_TILE_ROWS 32
+#endif
 
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const slm_mat *w = j->w;
     long lo, hi;
     slm_split_range((long)w->rows, ith, nth, &lo, &hi);
-    long tile = j->n_tok == 1 ? hi - lo : MATMUL_TILE_ROWS;
-    for (long r0 = lo; r0 < hi; r0 += tile) {
-        int nr = (int)(hi - r0 < tile ? hi - r0 : tile);
-        for (int t = 0; t < j->n_tok; t++)
-            slm_vec_dot_rows(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr,
-                             j->xq + (size_t)t * j->xq_stride, w->cols, j->y + (size_t)t * w->rows + r0);
+    if (j->n_tok == 1) {
+        if (hi > lo)
+            slm_vec_dot_rows(w->type, w->data + (size_t)lo * w->row_bytes, w->row_bytes, (int)(hi - lo), j->xq,
+                             w->cols, j->y + lo);
+        return;
+    }
+    for (long r0 = lo; r0 < hi; r0 += MATMUL_TILE_ROWS) {
+        int nr = (int)(hi - r0 < MATMUL_TILE_ROWS ? hi - r0 : MATMUL_TILE_ROWS);
+        slm_gemm_tile(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr, j->xq, j->xq_stride,
+                      j->n_tok, w->cols, j->y + r0, (size_t)w->rows);
     }
 }
 

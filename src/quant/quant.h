@@ -70,6 +70,19 @@ float slm_vec_dot_scalar(uint32_t weight_type, const void *row, const void *xq, 
 void slm_vec_dot_rows(uint32_t weight_type, const void *rows, size_t row_stride, int nrows,
                       const void *xq, int64_t n, float *out);
 
+/* A tile of rows against several activation rows (prompt processing):
+ * out[t*out_stride + r] = dot(rows + r*row_stride, xq + t*xq_stride) for
+ * 0 <= r < nrows, 0 <= t < ntok (nrows, ntok >= 0; xq rows in vec_type).
+ * Kernels unpack each weight block once for several tokens (AVX-512: Q8_0,
+ * Q4_0, Q5_0, Q4_K, Q6_K); other types loop over slm_vec_dot_rows. Results
+ * equal the single dots up to f32 summation order. */
+void slm_gemm_tile(uint32_t weight_type, const void *rows, size_t row_stride, int nrows,
+                   const void *xq, size_t xq_stride, int ntok, int64_t n, float *out, size_t out_stride);
+/* The same through the portable scalar kernel (a loop of slm_vec_dot_scalar). */
+void slm_gemm_tile_scalar(uint32_t weight_type, const void *rows, size_t row_stride, int nrows,
+                          const void *xq, size_t xq_stride, int ntok, int64_t n, float *out,
+                          size_t out_stride);
+
 /* The kernel set chosen at start-up: "scalar", "avx2", "avx512", "neon". */
 const char *slm_kernels_name(void);
 

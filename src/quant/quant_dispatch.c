@@ -128,3 +128,36 @@ void slm_vec_dot_rows(uint32_t weight_type, const void *rows, size_t row_stride,
                       const void *xq, int64_t n, float *out) {
     slm_kernels_dot_rows(kernels(), weight_type, rows, row_stride, nrows, xq, n, out);
 }
+
+void slm_kernels_gemm_tile(const slm_kernels *k, uint32_t type, const void *rows, size_t row_stride,
+                           int nrows, const void *xq, size_t xq_stride, int ntok, int64_t n, float *out,
+                           size_t out_stride) {
+    if (type >= SLM_TYPE_SLOTS || !k->dot[type] || nrows < 0 || ntok < 0) abort();
+    check_len(type, n);
+    if (nrows == 0 || ntok == 0) return;
+    if (k->gemm[type]) {
+        k->gemm[type](rows, row_stride, nrows, xq, xq_stride, ntok, n, out, out_stride);
+        return;
+    }
+    const uint8_t *x = xq;
+    for (int t = 0; t < ntok; t++)
+        slm_kernels_dot_rows(k, type, rows, row_stride, nrows, x + (size_t)t * xq_stride, n,
+                             out + (size_t)t * out_stride);
+}
+
+void slm_gemm_tile(uint32_t weight_type, const void *rows, size_t row_stride, int nrows, const void *xq,
+                   size_t xq_stride, int ntok, int64_t n, float *out, size_t out_stride) {
+    slm_kernels_gemm_tile(kernels(), weight_type, rows, row_stride, nrows, xq, xq_stride, ntok, n, out, out_stride);
+}
+
+void slm_gemm_tile_scalar(uint32_t weight_type, const void *rows, size_t row_stride, int nrows, const void *xq,
+                          size_t xq_stride, int ntok, int64_t n, float *out, size_t out_stride) {
+    pthread_once(&g_once, init_sets);
+    const slm_kernels *k = &g_sets[SET_SCALAR];
+    if (weight_type >= SLM_TYPE_SLOTS || !k->dot[weight_type] || nrows < 0 || ntok < 0) abort();
+    check_len(weight_type, n);
+    const uint8_t *w = rows, *x = xq;
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++)
+            out[(size_t)t * out_stride + r] = k->dot[weight_type](w + (size_t)r * row_stride, x + (size_t)t * xq_stride, n);
+}

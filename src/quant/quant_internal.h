@@ -92,6 +92,9 @@ typedef float (*slm_dot_fn)(const void *row, const void *xq, int64_t n);
 /* out[r] = dot(rows + r*stride, xq) for r < nrows. */
 typedef void (*slm_dot_rows_fn)(const void *rows, size_t stride, int nrows,
                                 const void *xq, int64_t n, float *out);
+/* out[t*out_stride + r] = dot(rows + r*stride, xq + t*xq_stride). */
+typedef void (*slm_gemm_fn)(const void *rows, size_t stride, int nrows, const void *xq, size_t xq_stride,
+                            int ntok, int64_t n, float *out, size_t out_stride);
 /* Quantizes n floats (a multiple of the block size) into dst. */
 typedef void (*slm_quant_fn)(const float *x, void *dst, int64_t n);
 
@@ -99,6 +102,7 @@ typedef struct slm_kernels {
     const char *name;
     slm_dot_fn dot[SLM_TYPE_SLOTS];
     slm_dot_rows_fn rows[SLM_TYPE_SLOTS]; /* NULL: loop over dot */
+    slm_gemm_fn gemm[SLM_TYPE_SLOTS];     /* NULL: loop over rows / dot */
     slm_quant_fn quant_q8_0;
     slm_quant_fn quant_q8_k;
 } slm_kernels;
@@ -108,6 +112,10 @@ typedef struct slm_kernels {
 const slm_kernels *slm_kernels_get(const char *name);
 void slm_kernels_dot_rows(const slm_kernels *k, uint32_t type, const void *rows, size_t row_stride,
                           int nrows, const void *xq, int64_t n, float *out);
+
+void slm_kernels_gemm_tile(const slm_kernels *k, uint32_t type, const void *rows, size_t row_stride,
+                           int nrows, const void *xq, size_t xq_stride, int ntok, int64_t n, float *out,
+                           size_t out_stride);
 
 /* Scalar kernels (vec_dot_scalar.c, quant_act.c). */
 void slm_kernels_fill_scalar(slm_kernels *k);

@@ -179,6 +179,154 @@ DOT32(q8_0, B_Q8_0)
 DOT32(q4_0, B_Q4_0)
 DOT32(q5_0, B_Q5_0)
 
+/* ---- tiles of 32-block rows x several tokens (prompt processing) ----
+ *
+ * Here the activations are the unsigned operand: xu = x + 128 (x ^ 0x80),
+ * and the weights stay signed (q - o): sum xu w = sum x w + 128 sum w, and
+ * 128 sum w depends on the weight block only, so it is computed once per
+ * block pair and shared by all the tokens of a group. Each weight pair is
+ * unpacked once per GT tokens; per token it costs one vpdpbusd, a convert
+ * and two f32 ops. The tokens' blocks are prepared once per group (xu and
+ * per-lane dx) for every row of the tile. */
+
+#define GT 8       /* tokens per group */
+#define GCHUNK 32  /* block pairs per chunk: 2048 elements */
+
+typedef struct {
+    __m512i xu[GT][GCHUNK];
+    __m512 dx[GT][GCHUNK];
+} gemm32_xbuf; /* 32 KB */
+
+/* signed weights of two blocks at wb, wb + w_bytes */
+static inline __m512i ws_pair(int kind, const uint8_t *wb) {
+    if (kind == B_Q8_0) return load2x32(wb + 2, Q8_0_BYTES);
+    if (kind == B_Q4_0) return _mm512_sub_epi8(nibbles2(wb + 2, Q4_0_BYTES), _mm512_set1_epi8(8));
+    __m512i u = nibbles2(wb + 6, Q5_0_BYTES);
+    __mmask64 h = (__mmask64)slm_rd_u32(wb + 2) | (__mmask64)slm_rd_u32(wb + 2 + Q5_0_BYTES) << 32;
+    return _mm512_mask_sub_epi8(u, ~h, u, _mm512_set1_epi8(16));
+}
+/* signed weights of one block, upper half zero */
+static inline __m512i ws_one(int kind, const uint8_t *wb) {
+    __m256i v;
+    if (kind == B_Q8_0) v = _mm256_loadu_si256((const __m256i *)(wb + 2));
+    else if (kind == B_Q4_0) v = _mm256_sub_epi8(nibbles1(wb + 2), _mm256_set1_epi8(8));
+    else {
+        __m256i u = nibbles1(wb + 6);
+        v = _mm256_mask_sub_epi8(u, ~(__mmask32)slm_rd_u32(wb + 2), u, _mm256_set1_epi8(16));
+    }
+    return _mm512_zextsi256_si512(v);
+}
+
+static inline void gemm32_prep(const uint8_t *x, size_t xs, int nt, int64_t cn, gemm32_xbuf *xb) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *xt = x + (size_t)t * xs;
+        for (int64_t p = 0; p < (cn + 1) / 2; p++) {
+            const uint8_t *b = xt + 2 * p * Q8_0_BYTES;
+            __m256i lo = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), flip), hi = flip;
+            float d0 = f16s(b), d1 = 0.f;
+            if (2 * p + 1 < cn) {
+                hi = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + Q8_0_BYTES + 2)), flip);
+                d1 = f16s(b + Q8_0_BYTES);
+            }
+            xb->xu[t][p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            xb->dx[t][p] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
+        }
+    }
+}
+
+/* 8 vectors -> their 8 sums */
+static inline __m256 hsum8x16(const __m512 *a) {
+    __m256 h[8];
+    for (int i = 0; i < 8; i++)
+        h[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]), _mm512_extractf32x8_ps(a[i], 1));
+    __m256 s01 = _mm256_hadd_ps(h[0], h[1]), s23 = _mm256_hadd_ps(h[2], h[3]);
+    __m256 s45 = _mm256_hadd_ps(h[4], h[5]), s67 = _mm256_hadd_ps(h[6], h[7]);
+    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+    /* s0123 = [a0 a1 a2 a3 (lo halves) | a0 a1 a2 a3 (hi halves)] */
+    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+
+static inline __attribute__((always_inline)) void gemm32_group(int kind, const int NT, const uint8_t *w, size_t ws,
+                                                               int nrows, int64_t cn, const gemm32_xbuf *xb,
+                                                               float *out, size_t os, bool first) {
+    const size_t wb_ = w_bytes(kind);
+    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+    const int64_t np = cn / 2;
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *wr = w + (size_t)r * ws;
+        __m512 acc[GT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+        for (int64_t p = 0; p < np; p++) {
+            const uint8_t *wb = wr + 2 * p * wb_;
+            __m512i wv = ws_pair(kind, wb);
+            __m512i negc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, wv));
+            __m512 dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(f16s(wb))), _mm256_set1_ps(f16s(wb + wb_)), 1);
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                __m512i d = _mm512_dpbusd_epi32(negc, xb->xu[t][p], wv);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, xb->dx[t][p]), acc[t]);
+            }
+        }
+        if (cn & 1) {
+            const uint8_t *wb = wr + 2 * np * wb_;
+            __m512i wv = ws_one(kind, wb);
+            __m512i negc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, wv));
+            __m512 dw = _mm512_set1_ps(f16s(wb));
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                __m512i d = _mm512_dpbusd_epi32(negc, xb->xu[t][np], wv);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, xb->dx[t][np]), acc[t]);
+            }
+        }
+        float s[GT];
+        if (NT == GT) _mm256_storeu_ps(s, hsum8x16(acc));
+        else
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) s[t] = _mm512_reduce_add_ps(acc[t]);
+        for (int t = 0; t < NT; t++) {
+            float *o = out + (size_t)t * os + r;
+            *o = first ? s[t] : *o + s[t];
+        }
+    }
+}
+
+static inline void gemm32(int kind, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
+                          int64_t nb, float *out, size_t os) {
+    gemm32_xbuf xb;
+    const size_t wb_ = w_bytes(kind);
+    for (int64_t c0 = 0; c0 < nb; c0 += 2 * GCHUNK) {
+        const int64_t cn = nb - c0 < 2 * GCHUNK ? nb - c0 : 2 * GCHUNK;
+        const uint8_t *wc = w + c0 * wb_;
+        for (int t0 = 0; t0 < ntok; t0 += GT) {
+            const int nt = ntok - t0 < GT ? ntok - t0 : GT;
+            gemm32_prep(x + (size_t)t0 * xs + c0 * Q8_0_BYTES, xs, nt, cn, &xb);
+            float *o = out + (size_t)t0 * os;
+            switch (nt) {
+            case 8: gemm32_group(kind, 8, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 7: gemm32_group(kind, 7, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 6: gemm32_group(kind, 6, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 5: gemm32_group(kind, 5, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 4: gemm32_group(kind, 4, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 3: gemm32_group(kind, 3, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            case 2: gemm32_group(kind, 2, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            default: gemm32_group(kind, 1, wc, ws, nrows, cn, &xb, o, os, c0 == 0); break;
+            }
+        }
+    }
+}
+
+#define GEMM32(name, kind)                                                                            \
+    static void gemm_##name(const void *rows, size_t stride, int nrows, const void *xq, size_t xs,    \
+                            int ntok, int64_t n, float *out, size_t os) {                             \
+        gemm32(kind, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);                             \
+    }
+GEMM32(q8_0, B_Q8_0)
+GEMM32(q4_0, B_Q4_0)
+GEMM32(q5_0, B_Q5_0)
+
 /* ---- K-quants x Q8_K ---- */
 
 /* Q4_K / Q5_K at 256 bits with vpdpwssd. Three 512-bit forms (scales by
@@ -315,6 +463,9 @@ void slm_kernels_fill_avx512(slm_kernels *k) {
     k->rows[SLM_T_Q4_0] = rows_q4_0;
     k->dot[SLM_T_Q5_0] = dot_q5_0;
     k->rows[SLM_T_Q5_0] = rows_q5_0;
+    k->gemm[SLM_T_Q8_0] = gemm_q8_0;
+    k->gemm[SLM_T_Q4_0] = gemm_q4_0;
+    k->gemm[SLM_T_Q5_0] = gemm_q5_0;
     k->dot[SLM_T_Q4_K] = dot_q4_k;
     k->dot[SLM_T_Q5_K] = dot_q5_k;
     k->dot[SLM_T_Q6_K] = dot_q6_k;
