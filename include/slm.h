@@ -133,6 +133,11 @@ typedef struct slm_sampler_params {
     uint64_t seed;
 } slm_sampler_params;
 
+/* Defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat
+ * penalty 1 (off) over the last 64 tokens, seed 0. The penalty applies in
+ * greedy mode too and counts each distinct recent token once. Equal logits
+ * are broken by the lower id. The same seed gives the same tokens on every
+ * IEEE-754 platform. */
 void slm_sampler_default_params(slm_sampler_params *p);
 
 typedef struct slm_sampler slm_sampler;
@@ -140,6 +145,7 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
 void slm_sampler_free(slm_sampler *s);
 /* Records a token for the repetition penalty (prompt and generated tokens). */
 void slm_sampler_accept(slm_sampler *s, slm_token tok);
+/* Forgets the recorded tokens and restarts the random stream from the seed. */
 void slm_sampler_reset(slm_sampler *s);
 /* Picks the next token. `logits` (n_vocab values) may be modified. */
 slm_token slm_sampler_sample(slm_sampler *s, float *logits);
