@@ -23,7 +23,9 @@ static double now(void) {
 static uint64_t g_s = 88172645463325252ull;
 static uint64_t rnd(void) { g_s ^= g_s << 13; g_s ^= g_s >> 7; g_s ^= g_s << 17; return g_s; }
 
+#ifndef TILE
 #define TILE 32
+#endif
 
 static void bench(uint32_t type, int rows, int cols, int ntok) {
     const slm_type_info *t = slm_type_get(type);
@@ -31,11 +33,7 @@ static void bench(uint32_t type, int rows, int cols, int ntok) {
     size_t rb = slm_row_bytes(type, cols), xb = slm_row_bytes(vt, cols);
     uint8_t *w = malloc(rb * (size_t)rows), *xq = malloc(xb * (size_t)ntok);
     float *x = malloc((size_t)cols * 4), *y = malloc((size_t)rows * ntok * 4), *y2 = malloc((size_t)rows * ntok * 4);
-    /* a row from dequantized-then-requantized floats would be nicer; random blocks with sane scales do */
-    float *wf = malloc((size_t)cols * 4);
     for (int r = 0; r < rows; r++) {
-        for (int i = 0; i < cols; i++) wf[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.f;
-        /* quantize via Q8_0 bytes when the type is Q8_0; else random bytes with small f16 fields */
         uint8_t *wr = w + (size_t)r * rb;
         for (size_t i = 0; i < rb; i++) wr[i] = (uint8_t)rnd();
         size_t bb = t->block_bytes;
@@ -75,7 +73,7 @@ static void bench(uint32_t type, int rows, int cols, int ntok) {
     double fl = 2.0 * rows * cols * ntok;
     printf("%-5s %5d x %5d, %d tok: rows %6.1f GFLOP/s  tile %6.1f GFLOP/s  x%.2f  (max rel diff %.1e)\n", t->name, rows,
            cols, ntok, fl / best[0] / 1e9, fl / best[1] / 1e9, best[0] / best[1], maxd);
-    free(w); free(xq); free(x); free(y); free(y2); free(wf);
+    free(w); free(xq); free(x); free(y); free(y2);
 }
 
 int main(int argc, char **argv) {

@@ -25,7 +25,7 @@ typedef struct {
  * once for several tokens), so a weight row is fetched from memory once per
  * call whatever the batch. */
 #ifndef MATMUL_TILE_ROWS
-#define MATMUL_TILE_ROWS 32
+#define MATMUL_TILE_ROWS 64
 #endif
 
 static void matmul_worker(void *ctx, int ith, int nth) {

@@ -1,6 +1,8 @@
 /* AVX-512 (F, BW, VL, DQ, VNNI) kernels; chosen when the CPU has all five.
  * Here: Q8_0, Q4_0, Q5_0 (with several-rows kernels), Q4_K, Q5_K, Q6_K and
- * the activation quantizers; every other type keeps its AVX2 kernel.
+ * the activation quantizers; every other type keeps its AVX2 kernel. Tiles
+ * (several rows x several tokens, for prompt processing) for Q8_0, Q4_0,
+ * Q5_0, Q4_K and Q6_K: see the notes at each.
  *
  * 32-blocks: vpdpbusd (u8 x s8, sums of 4 into int32) on 512-bit vectors,
  * two blocks per vector. K-quants: vpmaddubsw then vpdpwssd (x int16 scale,
@@ -248,49 +250,71 @@ static inline __m256 hsum8x16(const __m512 *a) {
     return _mm256_add_ps(lo, hi);
 }
 
-static inline __attribute__((always_inline)) void gemm32_group(int kind, const int NT, const uint8_t *w, size_t ws,
-                                                               int nrows, int64_t cn, const gemm32_xbuf *xb,
-                                                               float *out, size_t os, bool first) {
+/* rows r and r + 1 (NR = 2) or r alone (NR = 1) against NT tokens */
+static inline __attribute__((always_inline)) void gemm32_rows(int kind, const int NR, const int NT, const uint8_t *wr,
+                                                              size_t ws, int64_t cn, const gemm32_xbuf *xb,
+                                                              float *out, size_t os, bool first) {
     const size_t wb_ = w_bytes(kind);
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
     const int64_t np = cn / 2;
-    for (int r = 0; r < nrows; r++) {
-        const uint8_t *wr = w + (size_t)r * ws;
-        __m512 acc[GT];
+    __m512 acc[2][GT];
+#pragma GCC unroll 2
+    for (int k = 0; k < NR; k++)
 #pragma GCC unroll 8
-        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-        for (int64_t p = 0; p < np; p++) {
-            const uint8_t *wb = wr + 2 * p * wb_;
-            __m512i wv = ws_pair(kind, wb);
-            __m512i negc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, wv));
-            __m512 dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(f16s(wb))), _mm256_set1_ps(f16s(wb + wb_)), 1);
-#pragma GCC unroll 8
-            for (int t = 0; t < NT; t++) {
-                __m512i d = _mm512_dpbusd_epi32(negc, xb->xu[t][p], wv);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, xb->dx[t][p]), acc[t]);
+        for (int t = 0; t < NT; t++) acc[k][t] = _mm512_setzero_ps();
+    for (int64_t p = 0; p <= np; p++) {
+        __m512i wv[2], negc[2];
+        __m512 dw[2];
+        if (p < np) {
+#pragma GCC unroll 2
+            for (int k = 0; k < NR; k++) {
+                const uint8_t *wb = wr + (size_t)k * ws + 2 * p * wb_;
+                wv[k] = ws_pair(kind, wb);
+                dw[k] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(f16s(wb))), _mm256_set1_ps(f16s(wb + wb_)), 1);
+            }
+        } else {
+            if (!(cn & 1)) break;
+#pragma GCC unroll 2
+            for (int k = 0; k < NR; k++) {
+                const uint8_t *wb = wr + (size_t)k * ws + 2 * p * wb_;
+                wv[k] = ws_one(kind, wb);
+                dw[k] = _mm512_set1_ps(f16s(wb));
             }
         }
-        if (cn & 1) {
-            const uint8_t *wb = wr + 2 * np * wb_;
-            __m512i wv = ws_one(kind, wb);
-            __m512i negc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, wv));
-            __m512 dw = _mm512_set1_ps(f16s(wb));
+#pragma GCC unroll 2
+        for (int k = 0; k < NR; k++)
+            negc[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, wv[k]));
 #pragma GCC unroll 8
-            for (int t = 0; t < NT; t++) {
-                __m512i d = _mm512_dpbusd_epi32(negc, xb->xu[t][np], wv);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, xb->dx[t][np]), acc[t]);
+        for (int t = 0; t < NT; t++) {
+            __m512i xv = xb->xu[t][p];
+            __m512 dx = xb->dx[t][p];
+#pragma GCC unroll 2
+            for (int k = 0; k < NR; k++) {
+                __m512i d = _mm512_dpbusd_epi32(negc[k], xv, wv[k]);
+                acc[k][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw[k], dx), acc[k][t]);
             }
         }
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < NR; k++) {
         float s[GT];
-        if (NT == GT) _mm256_storeu_ps(s, hsum8x16(acc));
+        if (NT == GT) _mm256_storeu_ps(s, hsum8x16(acc[k]));
         else
 #pragma GCC unroll 8
-            for (int t = 0; t < NT; t++) s[t] = _mm512_reduce_add_ps(acc[t]);
+            for (int t = 0; t < NT; t++) s[t] = _mm512_reduce_add_ps(acc[k][t]);
         for (int t = 0; t < NT; t++) {
-            float *o = out + (size_t)t * os + r;
+            float *o = out + (size_t)t * os + k;
             *o = first ? s[t] : *o + s[t];
         }
     }
+}
+
+static inline __attribute__((always_inline)) void gemm32_group(int kind, const int NT, const uint8_t *w, size_t ws,
+                                                               int nrows, int64_t cn, const gemm32_xbuf *xb,
+                                                               float *out, size_t os, bool first) {
+    int r = 0;
+    for (; r + 2 <= nrows; r += 2) gemm32_rows(kind, 2, NT, w + (size_t)r * ws, ws, cn, xb, out + r, os, first);
+    if (r < nrows) gemm32_rows(kind, 1, NT, w + (size_t)r * ws, ws, cn, xb, out + r, os, first);
 }
 
 static inline void gemm32(int kind, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
@@ -414,6 +438,143 @@ static float dot_q6_k(const void *row, const void *xq, int64_t n) {
     return hsum256(acc) - hsum256(accc);
 }
 
+/* ---- tiles of K-quant rows x several tokens ----
+ *
+ * The weights are the unsigned operand as in the single-row kernels, so the
+ * Q8_K rows are read as they are. Each 64-element stretch of a super-block
+ * is unpacked once into a 512-bit vector (elements in x's order) with its
+ * int16 scales spread over the lanes, then every token of the group takes
+ * vpmaddubsw + vpdpwssd on it. Per token and super-block the int32 lanes are
+ * scaled once in f32; Q4_K's min term goes through the bsums, Q6_K's -32
+ * offset is folded into the integer sum (same scale) by one vpdpwssd. */
+
+#define KGT 8 /* tokens per group */
+/* word shift counts: a in the low 256 bits, b in the high */
+#define K6_SH42 _mm512_set_epi64(0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll, \
+                                 0x0004000400040004ll, 0x0004000400040004ll, 0x0004000400040004ll, 0x0004000400040004ll)
+#define K6_SH02 _mm512_set_epi64(0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll, 0x0002000200020002ll, \
+                                 0, 0, 0, 0)
+
+static inline __attribute__((always_inline)) void gemm_k_group(bool six, const int NT, const uint8_t *w, size_t ws,
+                                                               int nrows, const uint8_t *x, size_t xs, int64_t nb,
+                                                               float *out, size_t os) {
+    const size_t bytes = six ? Q6_K_BYTES : Q4_K_BYTES;
+    const __m512i m15 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *wr = w + (size_t)r * ws;
+        __m512 acc[KGT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *wb = wr + b * bytes;
+            const uint8_t *xb = x + b * Q8_K_BYTES;
+            __m512i isum[KGT];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+            __m512i sc16; /* int16 scales in the low lanes */
+            __m256i mdup = _mm256_setzero_si256();
+            float d, dmin = 0.f;
+            if (!six) {
+                d = f16s(wb);
+                dmin = f16s(wb + 2);
+                const uint8_t *sp = wb + Q4_K_SC;
+                uint32_t u0 = slm_rd_u32(sp), u1 = slm_rd_u32(sp + 4), u2 = slm_rd_u32(sp + 8);
+                uint64_t sc = (uint64_t)(u0 & 0x3f3f3f3fu) |
+                              (uint64_t)((u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u)) << 32;
+                uint64_t m = (uint64_t)(u1 & 0x3f3f3f3fu) |
+                             (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)) << 32;
+                sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+                __m128i m8 = _mm_cvtsi64_si128((long long)m);
+                mdup = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+            } else {
+                d = f16s(wb + Q6_K_D);
+                sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + Q6_K_SC))));
+                /* -32 * sum_g sc_g bsum_g, folded into isum */
+                __m512i c = _mm512_zextsi256_si512(_mm256_mullo_epi16(_mm512_castsi512_si256(sc16), _mm256_set1_epi16(-32)));
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_zextsi256_si512(_mm256_loadu_si256(
+                                                               (const __m256i *)(xb + (size_t)t * xs + Q8_K_BSUMS))), c);
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                __m512i u, scv;
+                if (!six) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(wb + Q4_K_QS + 32 * v));
+                    u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m15);
+                    scv = _mm512_permutexvar_epi16(_mm512_inserti64x4(_mm512_set1_epi16((short)(2 * v)),
+                                                                      _mm256_set1_epi16((short)(2 * v + 1)), 1), sc16);
+                } else {
+                    const int h = v >> 1;
+                    __m512i ql = _mm512_loadu_si512((const void *)(wb + 64 * h));
+                    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb + Q6_K_QH + 32 * h)));
+                    if ((v & 1) == 0)
+                        u = _mm512_or_si512(_mm512_and_si512(ql, m15),
+                                            _mm512_and_si512(_mm512_sllv_epi16(qh, K6_SH42), m30));
+                    else
+                        u = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m15),
+                                            _mm512_and_si512(_mm512_srlv_epi16(qh, K6_SH02), m30));
+                    const short g = (short)(4 * v);
+                    scv = _mm512_permutexvar_epi16(
+                        _mm512_set_epi16(g + 3, g + 3, g + 3, g + 3, g + 3, g + 3, g + 3, g + 3, g + 2, g + 2, g + 2, g + 2,
+                                         g + 2, g + 2, g + 2, g + 2, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1,
+                                         g, g, g, g, g, g, g, g),
+                        sc16);
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++) {
+                    __m512i p = _mm512_maddubs_epi16(u, _mm512_loadu_si512((const void *)(xb + (size_t)t * xs + Q8_K_QS + 64 * v)));
+                    isum[t] = _mm512_dpwssd_epi32(isum[t], p, scv);
+                }
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                const uint8_t *xt = xb + (size_t)t * xs;
+                float dx = slm_rd_f32(xt);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d * dx), acc[t]);
+                if (!six) {
+                    __m256i mm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(xt + Q8_K_BSUMS)), mdup);
+                    acc[t] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mm)), _mm512_set1_ps(-dmin * dx), acc[t]);
+                }
+            }
+        }
+        float s[KGT];
+        if (NT == KGT) _mm256_storeu_ps(s, hsum8x16(acc));
+        else
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) s[t] = _mm512_reduce_add_ps(acc[t]);
+        for (int t = 0; t < NT; t++) out[(size_t)t * os + r] = s[t];
+    }
+}
+
+static inline void gemm_k(bool six, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
+                          int64_t nb, float *out, size_t os) {
+    for (int t0 = 0; t0 < ntok; t0 += KGT) {
+        const int nt = ntok - t0 < KGT ? ntok - t0 : KGT;
+        const uint8_t *xg = x + (size_t)t0 * xs;
+        float *o = out + (size_t)t0 * os;
+        switch (nt) {
+        case 8: gemm_k_group(six, 8, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 7: gemm_k_group(six, 7, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 6: gemm_k_group(six, 6, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 5: gemm_k_group(six, 5, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 4: gemm_k_group(six, 4, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 3: gemm_k_group(six, 3, w, ws, nrows, xg, xs, nb, o, os); break;
+        case 2: gemm_k_group(six, 2, w, ws, nrows, xg, xs, nb, o, os); break;
+        default: gemm_k_group(six, 1, w, ws, nrows, xg, xs, nb, o, os); break;
+        }
+    }
+}
+
+static void gemm_q4_k(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    gemm_k(false, rows, stride, nrows, xq, xs, ntok, n / QK_K, out, os);
+}
+static void gemm_q6_k(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    gemm_k(true, rows, stride, nrows, xq, xs, ntok, n / QK_K, out, os);
+}
+
 /* ---- activation quantization (same operations as quant_act.c) ---- */
 
 static void quant_q8_0(const float *x, void *dst, int64_t n) {
@@ -469,6 +630,8 @@ void slm_kernels_fill_avx512(slm_kernels *k) {
     k->dot[SLM_T_Q4_K] = dot_q4_k;
     k->dot[SLM_T_Q5_K] = dot_q5_k;
     k->dot[SLM_T_Q6_K] = dot_q6_k;
+    k->gemm[SLM_T_Q4_K] = gemm_q4_k;
+    k->gemm[SLM_T_Q6_K] = gemm_q6_k;
     k->quant_q8_0 = quant_q8_0;
     k->quant_q8_k = quant_q8_k;
 }
