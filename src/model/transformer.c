@@ -34,7 +34,7 @@ slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n
     f->o = malloc(U * c->n_embd * sizeof(float));
     f->gate = malloc(U * c->n_ff * sizeof(float));
     f->up = malloc(U * c->n_ff * sizeof(float));
-    f->scores = malloc((size_t)slm_pool_size(pool) * n_ctx * sizeof(float));
+    f->scores = malloc((size_t)slm_pool_size(pool) * (c->n_head / c->n_head_kv) * n_ctx * sizeof(float));
     f->rope_cos = malloc(2 * U * (c->n_rot / 2) * sizeof(float));
     f->rope_sin = malloc(2 * U * (c->n_rot / 2) * sizeof(float));
     f->last_hidden = malloc(c->n_embd * sizeof(float));
@@ -79,8 +79,10 @@ typedef struct {
     int il, n, pos0;
 } attn_job;
 
-/* Each worker takes a share of the (token, head) pairs. Keys and values come
- * from the cache, which already holds this chunk's own positions. */
+/* Each worker takes a share of the (token, KV head) pairs. The query heads
+ * that share a KV head (GQA) are handled together, so each cached key and
+ * value row is read once for all of them. Keys and values come from the
+ * cache, which already holds this chunk's own positions. */
 static void attn_worker(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     slm_fwd *f = j->f;
@@ -89,23 +91,31 @@ static void attn_worker(void *ctx, int ith, int nth) {
     size_t kv_row = (size_t)c->n_head_kv * hd, vv_row = (size_t)c->n_head_kv * hdv;
     const float *kc = f->k_cache + (size_t)j->il * f->n_ctx * kv_row;
     const float *vc = f->v_cache + (size_t)j->il * f->n_ctx * vv_row;
-    float *sc = f->scores + (size_t)ith * f->n_ctx;
+    float *sc = f->scores + (size_t)ith * group * f->n_ctx;
     long lo, hi;
-    slm_split_range((long)j->n * c->n_head, ith, nth, &lo, &hi);
+    slm_split_range((long)j->n * c->n_head_kv, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int t = (int)(w / c->n_head), hh = (int)(w % c->n_head), kvh = hh / group;
+        int t = (int)(w / c->n_head_kv), kvh = (int)(w % c->n_head_kv);
         int pos = j->pos0 + t;
         /* a local layer sees the last `sliding_window` positions, itself included */
         int start = j->L->swa && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
-        const float *qv = f->q + ((size_t)t * c->n_head + hh) * hd;
         int cnt = pos - start + 1;
-        for (int p = 0; p < cnt; p++)
-            sc[p] = op_dot_f32(qv, kc + (size_t)(start + p) * kv_row + (size_t)kvh * hd, hd) * c->attn_scale;
-        op_softmax(sc, cnt);
-        float *out = f->att + ((size_t)t * c->n_head + hh) * hdv;
-        memset(out, 0, hdv * sizeof(float));
-        for (int p = 0; p < cnt; p++)
-            op_axpy_f32(out, sc[p], vc + (size_t)(start + p) * vv_row + (size_t)kvh * hdv, hdv);
+        const float *q0 = f->q + ((size_t)t * c->n_head + (size_t)kvh * group) * hd;
+        for (int p = 0; p < cnt; p++) {
+            const float *kr = kc + (size_t)(start + p) * kv_row + (size_t)kvh * hd;
+            for (int g = 0; g < group; g++)
+                sc[(size_t)g * cnt + p] = slm_vec_dot(SLM_T_F32, kr, q0 + (size_t)g * hd, hd) * c->attn_scale;
+        }
+        float *out0 = f->att + ((size_t)t * c->n_head + (size_t)kvh * group) * hdv;
+        for (int g = 0; g < group; g++) {
+            op_softmax(sc + (size_t)g * cnt, cnt);
+            memset(out0 + (size_t)g * hdv, 0, hdv * sizeof(float));
+        }
+        for (int p = 0; p < cnt; p++) {
+            const float *vr = vc + (size_t)(start + p) * vv_row + (size_t)kvh * hdv;
+            for (int g = 0; g < group; g++)
+                op_axpy_f32(out0 + (size_t)g * hdv, sc[(size_t)g * cnt + p], vr, hdv);
+        }
     }
 }
 
