@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/ops_isa.h"
 #include "quant/quant.h"
 
 size_t op_matmul_scratch(const slm_mat *w, int n_tok) {
@@ -114,7 +115,30 @@ void op_rope_norm(float *x, const float *cosv, const float *sinv, int n_rot) {
     }
 }
 
-void op_gelu_tanh_mul(float *x, const float *up, int n) {
+/* ---- per-ISA selection of the element-wise ops ------------------------- */
+
+typedef void (*axpy_fn)(float *, float, const float *, int);
+typedef void (*gate_fn)(float *, const float *, int);
+static void axpy_scalar(float *y, float a, const float *x, int n);
+static void gelu_scalar(float *x, const float *up, int n);
+static axpy_fn axpy_impl = axpy_scalar;
+static gate_fn gelu_impl = gelu_scalar;
+
+/* Chosen at load, before any thread exists. */
+__attribute__((constructor)) static void ops_pick_isa(void) {
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        axpy_impl = op_axpy_f32_avx512;
+        gelu_impl = op_gelu_tanh_mul_avx512;
+    }
+#endif
+}
+
+void op_gelu_tanh_mul(float *x, const float *up, int n) { gelu_impl(x, up, n); }
+void op_axpy_f32(float *y, float a, const float *x, int n) { axpy_impl(y, a, x, n); }
+
+static void gelu_scalar(float *x, const float *up, int n) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     for (int i = 0; i < n; i++) {
         float v = x[i];
@@ -148,6 +172,6 @@ float op_dot_f32(const float *a, const float *b, int n) {
     return s;
 }
 
-void op_axpy_f32(float *y, float a, const float *x, int n) {
+static void axpy_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }

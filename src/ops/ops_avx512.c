@@ -1,0 +1,61 @@
+/* AVX-512 versions of the f32 element-wise ops that dominate prompt
+ * processing after the matrix products: the attention's value accumulation
+ * (axpy) and the GELU gate. Built with AVX-512 flags; ops_cpu.c calls them
+ * only when the CPU has AVX-512F. */
+#include <immintrin.h>
+
+#include "ops/ops_isa.h"
+
+void op_axpy_f32_avx512(float *y, float a, const float *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
+                                                        _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+/* e^x for |x| <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7
+ * Taylor polynomial (truncation error < 2e-8 relative), times 2^n. */
+static inline __m512 exp_ps(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* ln2 split in two so that n * ln2_hi is exact */
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* x = 0.5 x (1 + tanh(k (x + 0.044715 x^3))) * up, with
+ * 1 + tanh(u) = 2 - 2 / (e^(2u) + 1). */
+static inline __m512 gelu_gate(__m512 v, __m512 u) {
+    const __m512 k = _mm512_set1_ps(0.7978845608028654f);
+    __m512 inner = _mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v),
+                                                    _mm512_mul_ps(v, v), v));
+    __m512 e = exp_ps(_mm512_add_ps(inner, inner));
+    __m512 one_plus_tanh = _mm512_sub_ps(_mm512_set1_ps(2.0f),
+                                         _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), one_plus_tanh), u);
+}
+
+void op_gelu_tanh_mul_avx512(float *x, const float *up, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, gelu_gate(_mm512_loadu_ps(x + i), _mm512_loadu_ps(up + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, gelu_gate(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
