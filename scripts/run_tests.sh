@@ -3,6 +3,7 @@
 #   1. release build + ctest (unit, end-to-end against the golden fixtures, CLI)
 #   2. ASan + UBSan build + ctest
 #   3. each libFuzzer target for FUZZ_SECONDS (default 60) from its seed corpus
+#   4. the ARM64 (NEON) build, cross-compiled, its kernel tests under qemu
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,19 @@ if command -v clang >/dev/null &&
         rm -rf "$work"
     done
 else record "fuzz build" 1; fi
+
+echo "== aarch64 (NEON) cross build, kernel tests under qemu"
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static >/dev/null; then
+    # The model-free unit tests that cover the NEON kernels and the parsers;
+    # the rest are too slow under emulation to add anything here.
+    if cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+       cmake --build build-arm64 -j "$JOBS" --target test_quant test_ops test_utf8 test_gguf >/dev/null; then
+        (cd build-arm64 && SLM_TEST_MODEL= ctest --output-on-failure -R '^test_(quant|ops|utf8|gguf)$' 2>&1) | tee build-arm64/ctest.log
+        p=$(grep -cE 'Test +#[0-9]+: .* Passed' build-arm64/ctest.log); f=$(grep -cE 'Test +#[0-9]+: .* (Failed|Exception|Timeout|Not Run)' build-arm64/ctest.log)
+        passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("aarch64: $f failures")
+        [ "$p" -eq 4 ] || { failed=$((failed + 1)); failures+=("aarch64: expected 4 passing tests, got $p"); }
+    else record "aarch64 build" 1; fi
+else record "aarch64 toolchain (gcc-aarch64-linux-gnu, qemu-user-static) missing" 1; fi
 
 [ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
