@@ -1,4 +1,6 @@
 /* The public token functions: thin wrappers over the model's tokenizer. */
+#include <string.h>
+
 #include "base/status.h"
 #include "model/model.h"
 
@@ -8,9 +10,7 @@ slm_token slm_token_eos(const slm_model *m) { return tok_eos(m->tok); }
 bool slm_token_is_eog(const slm_model *m, slm_token t) { return tok_is_eog(m->tok, t); }
 
 slm_token slm_token_lookup(const slm_model *m, const char *piece) {
-    size_t n = 0;
-    while (piece[n]) n++;
-    return tok_lookup(m->tok, piece, n);
+    return tok_lookup(m->tok, piece, strlen(piece));
 }
 
 slm_status slm_tokenize(const slm_model *m, const char *text, size_t len, bool add_bos, bool parse_special,
