@@ -150,6 +150,28 @@ void slm_sampler_reset(slm_sampler *s);
 /* Picks the next token. `logits` (n_vocab values) may be modified. */
 slm_token slm_sampler_sample(slm_sampler *s, float *logits);
 
+/* ---- chat format --------------------------------------------------------- */
+
+typedef struct slm_chat_message {
+    const char *role;      /* "system", "user", "assistant" */
+    const char *content;
+} slm_chat_message;
+
+/* Renders a conversation as the model expects it: the file's own
+ * tokenizer.chat_template when it has one, else the built-in format of its
+ * family (Gemma's turns). With add_generation_prompt the text ends with the
+ * opening of the assistant's turn. The text includes the BOS piece where the
+ * format does, so tokenize it with add_bos false and parse_special true.
+ * *out is malloc'd and NUL-terminated. SLM_ERR_UNSUPPORTED when the model has
+ * no template and no built-in format, or the template uses a construct the
+ * interpreter does not know (the message names it). */
+slm_status slm_chat_format(const slm_model *model, const slm_chat_message *msgs, size_t n,
+                           bool add_generation_prompt, char **out);
+
+/* ---- quantization, perplexity, evaluation (issue 4) ----------------------- */
+
+/* ---- batched decoding for servers (issue 5) ------------------------------- */
+
 /* ---- file inspection ----------------------------------------------------- */
 
 /* A GGUF file opened for inspection only (any architecture). */
