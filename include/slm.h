@@ -131,6 +131,11 @@ typedef struct slm_sampler_params {
     float repeat_penalty;   /* 1: off */
     int repeat_last_n;      /* how many recent tokens the penalty looks at */
     uint64_t seed;
+    /* OpenAI-style penalties over every token accepted since the last reset:
+     * logit -= frequency_penalty * count + presence_penalty * (count > 0).
+     * 0: off. Applied before top-k, also when greedy. */
+    float presence_penalty;
+    float frequency_penalty;
 } slm_sampler_params;
 
 /* Defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat
@@ -143,7 +148,7 @@ void slm_sampler_default_params(slm_sampler_params *p);
 typedef struct slm_sampler slm_sampler;
 slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler **out);
 void slm_sampler_free(slm_sampler *s);
-/* Records a token for the repetition penalty (prompt and generated tokens). */
+/* Records a token for the repetition, presence and frequency penalties. */
 void slm_sampler_accept(slm_sampler *s, slm_token tok);
 /* Forgets the recorded tokens and restarts the random stream from the seed. */
 void slm_sampler_reset(slm_sampler *s);
@@ -164,13 +169,197 @@ typedef struct slm_chat_message {
  * format does, so tokenize it with add_bos false and parse_special true.
  * *out is malloc'd and NUL-terminated. SLM_ERR_UNSUPPORTED when the model has
  * no template and no built-in format, or the template uses a construct the
- * interpreter does not know (the message names it). */
+ * interpreter does not know (the message names it and its line);
+ * SLM_ERR_INVALID_ARG when the template rejects the conversation (its
+ * raise_exception message is passed on, e.g. roles that do not alternate);
+ * SLM_ERR_FORMAT when the template is not valid Jinja. The template sees
+ * messages, add_generation_prompt, bos_token and eos_token (the token texts),
+ * tools = documents = none, and strftime_now() gives the local time. */
 slm_status slm_chat_format(const slm_model *model, const slm_chat_message *msgs, size_t n,
                            bool add_generation_prompt, char **out);
 
 /* ---- quantization, perplexity, evaluation (issue 4) ----------------------- */
 
+/* Quantization: reads any GGUF model (any tensor types: each tensor is
+ * dequantized to f32 first), gives every tensor the type the chosen mix
+ * assigns it (rules in docs/QUANTIZATION.md), and writes a new GGUF with the
+ * metadata carried over (general.file_type updated,
+ * general.quantization_version set to 2). The output is written under a
+ * temporary name and renamed; on failure nothing is left at out_path. */
+
+/* Called once per tensor before it is written: index i of n (from 0), its
+ * name, the type it gets ("q4_K", as ggml spells it) and its element count. */
+typedef void (*slm_quantize_progress_fn)(void *user, int i, int n, const char *name, const char *type_name,
+                                         uint64_t n_elements);
+
+typedef struct slm_quantize_params {
+    const char *type;          /* mix name, case-insensitive: "q4_k_m", "q8_0", "f16", ... */
+    const char *imatrix;       /* importance matrix (llama.cpp's GGUF imatrix format), or NULL */
+    int n_threads;             /* 0: all online CPUs */
+    slm_quantize_progress_fn progress;  /* may be NULL */
+    void *progress_user;
+} slm_quantize_params;
+
+typedef struct slm_quantize_stats {
+    uint64_t in_file_bytes, out_file_bytes;
+    uint64_t in_tensor_bytes, out_tensor_bytes;
+    uint64_t n_elements;       /* of all tensors */
+    double in_bpw, out_bpw;    /* tensor bits per element, before and after */
+    int n_tensors;
+    int n_requantized;         /* tensors whose type changed (the rest are copied) */
+    int n_imatrix;             /* tensors quantized with importance weights */
+} slm_quantize_stats;
+
+void slm_quantize_default_params(slm_quantize_params *p);  /* "q4_k_m", no imatrix, all CPUs */
+/* The i-th mix name ("q2_k" ... "f32"), NULL past the end. */
+const char *slm_quantize_mix_name(int i);
+/* Unknown type names, unreadable or corrupt input, an imatrix whose entries
+ * do not fit the model's tensors, and write errors fail with a message.
+ * stats may be NULL. */
+slm_status slm_quantize(const char *in_path, const char *out_path, const slm_quantize_params *p,
+                        slm_quantize_stats *stats);
+
+/* Natural-log probability of token `tok` under softmax(logits) (sums in double). */
+double slm_log_softmax_at(const float *logits, int n_vocab, slm_token tok);
+/* Index of the largest logit (ties: the lower id). */
+slm_token slm_argmax(const float *logits, int n_vocab);
+
+/* Perplexity by the standard method: the tokens are cut into non-overlapping
+ * windows of n_ctx; each window's first token becomes BOS, the window is run
+ * from an empty cache, and only its second half is scored: the logits at
+ * positions n_ctx/2 .. n_ctx-2 predict the tokens after them. Optionally the
+ * model's distributions at the scored positions are saved (the "base"), or
+ * compared with ones saved before (KL divergence, top-1 agreement). The saved
+ * file keeps, per position, the top_k log-probabilities with their ids and the
+ * scored token's log-probability (format in docs/EVAL.md). */
+typedef struct slm_ppl slm_ppl;
+typedef struct slm_ppl_params {
+    int n_ctx;             /* window length; 0: 512 */
+    int n_chunks;          /* windows to score; 0: all the text holds */
+    const char *kl_save;   /* save the base distributions to this file, or NULL */
+    const char *kl_base;   /* compare with the distributions in this file, or NULL */
+    int kl_top_k;          /* log-probs saved per position; 0: 64 */
+} slm_ppl_params;
+
+typedef struct slm_ppl_result {
+    int n_chunks_done, n_chunks;
+    uint64_t n_scored;                 /* tokens scored so far */
+    double ppl, ppl_se;                /* exp(mean NLL) and its standard error */
+    bool has_kl;                       /* comparing with a base (kl_base) */
+    double base_ppl, base_ppl_se;      /* the base's PPL over the same tokens */
+    double kl_mean, kl_se, kl_p50, kl_p90, kl_p99, kl_max;
+    double top1, top1_se;              /* fraction of positions whose argmax agrees */
+} slm_ppl_result;
+
+/* tokens: the whole text as slm_tokenize gives it. The session's context must
+ * hold n_ctx tokens. With kl_base, the file must come from the same tokens,
+ * window and vocabulary (checked). */
+slm_status slm_ppl_new(const slm_model *model, slm_session *s, const slm_token *tokens,
+                       size_t n_tokens, const slm_ppl_params *p, slm_ppl **out);
+/* Scores the next window; false from slm_ppl_more once all are done. */
+bool slm_ppl_more(const slm_ppl *p);
+slm_status slm_ppl_step(slm_ppl *p);
+void slm_ppl_result_get(const slm_ppl *p, slm_ppl_result *r);
+/* After the last window: completes the saved file (written under a temporary
+ * name, renamed here). */
+slm_status slm_ppl_finish(slm_ppl *p);
+/* Frees; an unfinished save file is removed. */
+void slm_ppl_free(slm_ppl *p);
+
+/* Evaluation tasks from JSONL (format in docs/EVAL.md): multiple choice
+ * scored by the log-likelihood of each choice given the context, and
+ * exact-match generation (greedy, stop strings). */
+typedef struct slm_task slm_task;
+typedef struct slm_task_item_result {
+    bool is_mc;
+    int answer;                 /* multiple choice: the right index */
+    int pred, pred_norm;        /* argmax of the log-likelihood, and of it divided by the choice's bytes */
+    bool correct, correct_norm; /* generation: correct = exact match (correct_norm the same) */
+    const char *generated;      /* generation: the text produced (valid until the next call) */
+} slm_task_item_result;
+
+/* Parses a whole JSONL text; on a bad line the message names the line. */
+slm_status slm_task_parse(const char *text, size_t len, slm_task **out);
+void slm_task_free(slm_task *t);
+size_t slm_task_n_items(const slm_task *t);
+int slm_task_n_choices(const slm_task *t, size_t i);  /* 0 for a generation item */
+/* Scores item i (the session's cache is reset first) and records the result
+ * for slm_task_summary. A multiple-choice item's summed log-likelihoods go
+ * to ll (slm_task_n_choices values; may be NULL). An item longer than the
+ * session's context is an SLM_ERR_CONTEXT_FULL. */
+slm_status slm_task_score(slm_task *t, size_t i, const slm_model *model, slm_session *s, double *ll,
+                          slm_task_item_result *r);
+
+typedef struct slm_task_summary {
+    int n_mc, n_gen;              /* items scored so far */
+    double acc, acc_se;           /* multiple choice */
+    double acc_norm, acc_norm_se; /* multiple choice, length-normalised */
+    double em, em_se;             /* generation: exact match */
+} slm_task_summary;
+/* Accuracy over the scored items; SE = sqrt(p (1 - p) / (n - 1)). */
+void slm_task_summary_get(const slm_task *t, slm_task_summary *out);
+
+/* Importance matrix (llama.cpp's imatrix): per input column of every layer
+ * weight matrix (tensors named blk.*), the sum of squared activations over
+ * the evaluated tokens, and the token count; their ratio is the mean that a
+ * quantizer weighs rounding errors with. Saved as GGUF in llama.cpp's layout
+ * (docs/EVAL.md). */
+typedef struct slm_imcollect slm_imcollect;
+slm_status slm_imcollect_new(const slm_model *model, slm_imcollect **out);
+void slm_imcollect_free(slm_imcollect *im);
+/* While attached, every slm_session_eval of s adds to im (im NULL detaches).
+ * Detach before freeing im. */
+slm_status slm_imcollect_attach(slm_imcollect *im, slm_session *s);
+/* Counts one finished calibration window (imatrix.chunk_count). */
+void slm_imcollect_add_chunk(slm_imcollect *im);
+int slm_imcollect_n_entries(const slm_imcollect *im);
+/* Entry i (sorted by name): weight name, columns, sums of squares, tokens seen. */
+slm_status slm_imcollect_entry(const slm_imcollect *im, int i, const char **name, int *n_in, const double **sum2,
+                             uint64_t *count);
+/* Writes the GGUF file (temporary name, then renamed). dataset: the
+ * calibration file's name; chunk_size: the window length. */
+slm_status slm_imcollect_save(slm_imcollect *im, const char *path, const char *dataset, int chunk_size);
+
 /* ---- batched decoding for servers (issue 5) ------------------------------- */
+
+/* A batch: one model, one thread pool and n_seq independent sequences (each
+ * with its own KV cache). One slm_batch_eval runs a step of several sequences
+ * through a single forward pass: every weight matrix is read once for all of
+ * their rows, and only the KV-cache write and the attention are per sequence.
+ * This is what a server's continuous batching is built on: a decode step of
+ * every active request (one token each), plus perhaps a chunk of a newly
+ * arrived prompt, per call. Not thread-safe: one caller at a time. */
+typedef struct slm_batch slm_batch;
+
+typedef struct slm_batch_params {
+    int n_seq;        /* sequences (a server's slots), >= 1 */
+    int n_ctx;        /* each sequence's context; 0: min(training context, 4096) */
+    int n_threads;    /* 0: all online CPUs */
+    bool precise;     /* as in slm_session_params */
+} slm_batch_params;
+
+slm_status slm_batch_new(const slm_model *model, const slm_batch_params *params, slm_batch **out);
+void slm_batch_free(slm_batch *b);
+int slm_batch_n_seq(const slm_batch *b);
+int slm_batch_n_ctx(const slm_batch *b);
+/* Positions in sequence seq's KV cache (0 for an out-of-range seq). */
+int slm_batch_n_past(const slm_batch *b, int seq);
+/* Forgets sequence seq from position n_keep on (0: the sequence is empty). */
+void slm_batch_truncate(slm_batch *b, int seq, int n_keep);
+
+typedef struct slm_batch_item {
+    int seq;                   /* which sequence, 0..n_seq-1 */
+    const slm_token *tokens;   /* n tokens that follow its cached ones */
+    int n;                     /* 1 for a decode step; more for a prompt chunk */
+} slm_batch_item;
+
+/* One forward pass over n_items items, each naming a different sequence.
+ * Afterwards slm_batch_logits(b, seq) gives the logits of the last token of
+ * each item (n_vocab floats, valid until that sequence is evaluated again).
+ * Everything is checked first: on failure no sequence has changed.
+ * SLM_ERR_CONTEXT_FULL when an item does not fit its sequence's context. */
+slm_status slm_batch_eval(slm_batch *b, const slm_batch_item *items, int n_items);
+float *slm_batch_logits(slm_batch *b, int seq);
 
 /* ---- file inspection ----------------------------------------------------- */
 

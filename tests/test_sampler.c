@@ -530,6 +530,50 @@ static void test_top_p_min_p(void) {
     slm_sampler_free(s);
 }
 
+/* OpenAI's presence and frequency penalties, worked by hand:
+ * logit -= frequency * count + presence * (count > 0). */
+static void test_presence_frequency(void) {
+    slm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f);
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    const float base[4] = {3.0f, 2.5f, 1.0f, 0.9f};
+    float l[4];
+    slm_sampler *s = mk(&p, 4);
+    memcpy(l, base, sizeof l);
+    CHECK(slm_sampler_sample(s, l) == 0 && l[0] == 3.0f); /* nothing seen yet */
+    slm_sampler_accept(s, 0);
+    memcpy(l, base, sizeof l);
+    CHECK(slm_sampler_sample(s, l) == 1); /* 3 - 0.25 - 0.5 = 2.25 < 2.5 */
+    CHECKF(fabsf(l[0] - 2.25f) < 1e-6f, "logit %g", (double)l[0]);
+    slm_sampler_accept(s, 1);
+    slm_sampler_accept(s, 1);
+    slm_sampler_accept(s, 1);
+    memcpy(l, base, sizeof l);
+    CHECK(slm_sampler_sample(s, l) == 0); /* 2.25 vs 2.5 - 0.75 - 0.5 = 1.25 */
+    CHECKF(fabsf(l[1] - 1.25f) < 1e-6f, "logit %g", (double)l[1]);
+    CHECK(l[2] == 1.0f && l[3] == 0.9f);
+    slm_sampler_reset(s); /* forgets the counts */
+    memcpy(l, base, sizeof l);
+    CHECK(slm_sampler_sample(s, l) == 0 && l[0] == 3.0f && l[1] == 2.5f);
+    slm_sampler_free(s);
+
+    /* negative values encourage repetition; in the sampling chain too */
+    p = params(1.0f, 1, 1.0f, 0.0f);
+    p.presence_penalty = -3.0f;
+    s = mk(&p, 4);
+    slm_sampler_accept(s, 3);
+    memcpy(l, base, sizeof l);
+    CHECK(slm_sampler_sample(s, l) == 3); /* 0.9 + 3 = 3.9 > 3.0 */
+    slm_sampler_free(s);
+
+    p = params(0.0f, 0, 1.0f, 0.0f);
+    p.frequency_penalty = NAN;
+    expect_invalid("frequency_penalty NaN", &p, 4);
+    p.frequency_penalty = 0;
+    p.presence_penalty = INFINITY;
+    expect_invalid("presence_penalty inf", &p, 4);
+}
+
 static void test_repetition_penalty(void) {
     slm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f);
     p.repeat_penalty = 1.1f;
@@ -717,6 +761,7 @@ int main(void) {
     test_top_p_min_p();
     test_temperature_half();
     test_repetition_penalty();
+    test_presence_frequency();
     test_big_vocab();
     return test_finish();
 }

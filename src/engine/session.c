@@ -82,5 +82,6 @@ slm_status slm_session_eval(slm_session *s, const slm_token *tokens, int n, bool
 
 float *slm_session_logits(slm_session *s) { return s->last; }
 float *slm_session_logits_all(slm_session *s) { return s->logits; }
+slm_fwd *slm_session_fwd(slm_session *s) { return &s->fwd; }
 
 const char *slm_cpu_backend_name(void) { return slm_kernels_name(); }

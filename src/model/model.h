@@ -21,11 +21,16 @@ typedef struct slm_arch {
     bool qk_norm;                /* per-head RMSNorm on Q and K */
     bool post_norms;             /* RMSNorm on the attention and FFN outputs */
     bool embed_scale;            /* input embedding times sqrt(n_embd) */
+    bool fused_qkv;              /* one attn_qkv matrix: the Q rows, then K, then V */
+    bool fused_gate_up;          /* ffn_up holds 2*n_ff rows: gate, then up */
+    /* attention.sliding_window is optional; when the file sets it (> 0) every
+     * layer is local (Mistral, Phi-3). Ignored when swa_period is set. */
+    bool swa_optional;
     /* Sliding-window layout when the file does not state one: every
      * swa_period-th layer (1-based) is global, the others local. 0: none. */
     int swa_period;
     float rope_base_default;
-    float rope_base_swa_default; /* local layers' RoPE base if the key is absent */
+    float rope_base_swa_default; /* local layers' RoPE base if the key is absent (0: the global one) */
 } slm_arch;
 
 /* NULL if no description has that name. */
@@ -39,12 +44,16 @@ typedef struct slm_config {
     int sliding_window;          /* 0: no local layers */
     float eps, rope_base, rope_base_swa;
     float attn_scale;            /* multiplies q·k */
+    float rope_freq_scale;       /* 1 / rope.scaling.factor for "linear" scaling, else 1 */
+    float rope_attn_factor;      /* rope.scaling.attn_factor: multiplies cos and sin */
+    int n_ctx_orig;              /* rope.scaling.original_context_length */
 } slm_config;
 
 typedef struct slm_layer {
     bool swa;                    /* local (sliding-window) layer */
     const float *attn_norm, *q_norm, *k_norm, *post_attn_norm;
     const float *ffn_norm, *post_ffn_norm;
+    const float *bq, *bk, *bv, *bo;  /* optional biases (NULL: none) */
     slm_mat wq, wk, wv, wo, w_gate, w_up, w_down;
 } slm_layer;
 
@@ -55,6 +64,10 @@ struct slm_model {
     slm_config cfg;
     slm_mat tok_embd, output;    /* output == tok_embd when tied */
     const float *output_norm;
+    /* RoPE frequency divisors, [n_rot/2] each, NULL when absent: Llama 3's
+     * rope_freqs, or Phi-3's long/short factors (long when the context used
+     * exceeds n_ctx_orig). */
+    const float *rope_freqs, *rope_factors_long, *rope_factors_short;
     slm_layer *layers;
     uint64_t n_params;
     char name[128];

@@ -9,8 +9,9 @@
 #include "model/model.h"
 #include "quant/quant.h"
 
-extern const slm_arch slm_arch_gemma3;
-static const slm_arch *const known_archs[] = { &slm_arch_gemma3 };
+extern const slm_arch slm_arch_gemma3, slm_arch_llama, slm_arch_mistral, slm_arch_qwen2, slm_arch_phi3;
+static const slm_arch *const known_archs[] = { &slm_arch_gemma3, &slm_arch_llama, &slm_arch_mistral,
+                                               &slm_arch_qwen2, &slm_arch_phi3 };
 
 const slm_arch *slm_arch_find(gguf_str name) {
     for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
@@ -49,6 +50,45 @@ static slm_status get_float(const gguf_file *f, const char *arch, const char *su
     return SLM_OK;
 }
 
+/* attention.sliding_window where it is optional: absent or 0 means none. */
+static slm_status get_optional_window(const gguf_file *f, const char *arch, int *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    int64_t v;
+    *out = 0;
+    if (!gguf_find(f, key)) return SLM_OK;
+    if (!gguf_get_i64(f, key, &v)) return slm_fail(SLM_ERR_FORMAT, "metadata key '%s' has a non-integer type", key);
+    if (v < 0 || v > (1 << 24))
+        return slm_fail(SLM_ERR_FORMAT, "metadata '%s' = %lld is out of range", key, (long long)v);
+    *out = (int)v;
+    return SLM_OK;
+}
+
+/* rope.scaling.*: none and "linear" change the frequencies here; Llama 3's and
+ * Phi-3's scalings come as factor tensors (bound in slm_model_bind). */
+static slm_status read_rope_scaling(const gguf_file *f, const char *n, slm_config *c) {
+    char key[128];
+    gguf_str type = { "none", 4 };
+    slm_status st;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", n);
+    if (gguf_find(f, key) && !gguf_get_str(f, key, &type))
+        return slm_fail(SLM_ERR_FORMAT, "metadata key '%s' is not a string", key);
+    c->rope_freq_scale = 1.0f;
+    if (gguf_str_eq(type, "linear")) {
+        float factor;
+        if ((st = get_float(f, n, "rope.scaling.factor", -1, &factor))) return st;
+        c->rope_freq_scale = 1.0f / factor;
+    } else if (!gguf_str_eq(type, "none")) {
+        return slm_fail(SLM_ERR_UNSUPPORTED,
+                        "RoPE scaling '%.*s' is not supported (none, linear, and factor tensors are)",
+                        (int)(type.len > 32 ? 32 : type.len), type.ptr);
+    }
+    if ((st = get_float(f, n, "rope.scaling.attn_factor", 1.0f, &c->rope_attn_factor)) ||
+        (st = get_int(f, n, "rope.scaling.original_context_length", c->n_ctx_train, &c->n_ctx_orig)))
+        return st;
+    return SLM_OK;
+}
+
 static slm_status read_config(const gguf_file *f, const slm_arch *a, int n_vocab, slm_config *c) {
     const char *n = a->name;
     slm_status st;
@@ -69,6 +109,10 @@ static slm_status read_config(const gguf_file *f, const slm_arch *a, int n_vocab
         return st;
     if (a->swa_period > 0 && (st = get_int(f, n, "attention.sliding_window", -1, &c->sliding_window)))
         return st;
+    if (a->swa_period == 0 && a->swa_optional && (st = get_optional_window(f, n, &c->sliding_window)))
+        return st;
+    if (c->rope_base_swa == 0) c->rope_base_swa = c->rope_base;
+    if ((st = read_rope_scaling(f, n, c))) return st;
     if (c->n_head % c->n_head_kv != 0)
         return slm_fail(SLM_ERR_FORMAT, "head_count %d is not a multiple of head_count_kv %d", c->n_head, c->n_head_kv);
     if (c->n_rot > c->head_dim || c->n_rot % 2)
@@ -84,7 +128,8 @@ static slm_status bind_vec(const gguf_file *f, const char *name, int64_t n, cons
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) return slm_fail(SLM_ERR_FORMAT, "model lacks tensor '%s'", name);
     if (t->type != SLM_T_F32)
-        return slm_fail(SLM_ERR_UNSUPPORTED, "tensor '%s' has type %s; norm weights must be f32",
+        return slm_fail(SLM_ERR_UNSUPPORTED,
+                        "tensor '%s' has type %s; vectors (norms, biases, RoPE factors) must be f32",
                         name, slm_type_get(t->type) ? slm_type_get(t->type)->name : "?");
     if (t->ne[0] != (uint64_t)n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
         return slm_fail(SLM_ERR_FORMAT, "tensor '%s' has shape [%llu, %llu], expected [%lld]", name,
@@ -112,22 +157,54 @@ static slm_status bind_mat(const gguf_file *f, const char *name, int64_t cols, i
     return SLM_OK;
 }
 
+/* Rows [row0, row0 + rows) of a bound matrix, as a view (no copy): how a
+ * fused QKV or gate-up weight is split. */
+static slm_mat mat_rows(const slm_mat *w, int64_t row0, int64_t rows) {
+    slm_mat v = *w;
+    v.rows = rows;
+    v.data = w->data + (size_t)row0 * w->row_bytes;
+    return v;
+}
+
+/* An optional bias: NULL when the file has none, else checked like a norm. */
+static slm_status bind_bias(const gguf_file *f, int il, const char *what, int64_t n, const float **out) {
+    char nm[96];
+    snprintf(nm, sizeof nm, "blk.%d.%s.bias", il, what);
+    *out = NULL;
+    return gguf_find_tensor(f, nm) ? bind_vec(f, nm, n, out) : SLM_OK;
+}
+
 static slm_status bind_layer(const gguf_file *f, const slm_arch *a, const slm_config *c, int il, slm_layer *L) {
     char nm[96];
     slm_status st;
 #define NAME(s) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", il, s), nm)
     int64_t e = c->n_embd, qd = (int64_t)c->n_head * c->head_dim, kd = (int64_t)c->n_head_kv * c->head_dim;
     int64_t vd = (int64_t)c->n_head_kv * c->head_dim_v, od = (int64_t)c->n_head * c->head_dim_v;
-    if ((st = bind_vec(f, NAME("attn_norm"), e, &L->attn_norm)) ||
-        (st = bind_mat(f, NAME("attn_q"), e, qd, &L->wq)) ||
-        (st = bind_mat(f, NAME("attn_k"), e, kd, &L->wk)) ||
-        (st = bind_mat(f, NAME("attn_v"), e, vd, &L->wv)) ||
-        (st = bind_mat(f, NAME("attn_output"), od, e, &L->wo)) ||
-        (st = bind_vec(f, NAME("ffn_norm"), e, &L->ffn_norm)) ||
-        (st = bind_mat(f, NAME("ffn_gate"), e, c->n_ff, &L->w_gate)) ||
-        (st = bind_mat(f, NAME("ffn_up"), e, c->n_ff, &L->w_up)) ||
-        (st = bind_mat(f, NAME("ffn_down"), c->n_ff, e, &L->w_down)))
+    if ((st = bind_vec(f, NAME("attn_norm"), e, &L->attn_norm))) return st;
+    if (a->fused_qkv) {
+        slm_mat qkv;
+        if ((st = bind_mat(f, NAME("attn_qkv"), e, qd + kd + vd, &qkv))) return st;
+        L->wq = mat_rows(&qkv, 0, qd);
+        L->wk = mat_rows(&qkv, qd, kd);
+        L->wv = mat_rows(&qkv, qd + kd, vd);
+    } else if ((st = bind_mat(f, NAME("attn_q"), e, qd, &L->wq)) ||
+               (st = bind_mat(f, NAME("attn_k"), e, kd, &L->wk)) ||
+               (st = bind_mat(f, NAME("attn_v"), e, vd, &L->wv))) {
         return st;
+    }
+    if ((st = bind_mat(f, NAME("attn_output"), od, e, &L->wo)) ||
+        (st = bind_vec(f, NAME("ffn_norm"), e, &L->ffn_norm)))
+        return st;
+    if (a->fused_gate_up) {
+        slm_mat gu;
+        if ((st = bind_mat(f, NAME("ffn_up"), e, 2 * (int64_t)c->n_ff, &gu))) return st;
+        L->w_gate = mat_rows(&gu, 0, c->n_ff);
+        L->w_up = mat_rows(&gu, c->n_ff, c->n_ff);
+    } else if ((st = bind_mat(f, NAME("ffn_gate"), e, c->n_ff, &L->w_gate)) ||
+               (st = bind_mat(f, NAME("ffn_up"), e, c->n_ff, &L->w_up))) {
+        return st;
+    }
+    if ((st = bind_mat(f, NAME("ffn_down"), c->n_ff, e, &L->w_down))) return st;
     if (a->qk_norm && ((st = bind_vec(f, NAME("attn_q_norm"), c->head_dim, &L->q_norm)) ||
                        (st = bind_vec(f, NAME("attn_k_norm"), c->head_dim, &L->k_norm))))
         return st;
@@ -135,7 +212,41 @@ static slm_status bind_layer(const gguf_file *f, const slm_arch *a, const slm_co
                           (st = bind_vec(f, NAME("post_ffw_norm"), e, &L->post_ffn_norm))))
         return st;
 #undef NAME
-    L->swa = a->swa_period > 0 && c->sliding_window > 0 && (il + 1) % a->swa_period != 0;
+    if (a->fused_qkv) {
+        /* a fused bias would need the same split; no supported family has one */
+        snprintf(nm, sizeof nm, "blk.%d.attn_qkv.bias", il);
+        if (gguf_find_tensor(f, nm))
+            return slm_fail(SLM_ERR_UNSUPPORTED, "tensor '%s' (a fused QKV bias) is not supported", nm);
+    }
+    if ((st = bind_bias(f, il, "attn_q", qd, &L->bq)) || (st = bind_bias(f, il, "attn_k", kd, &L->bk)) ||
+        (st = bind_bias(f, il, "attn_v", vd, &L->bv)) || (st = bind_bias(f, il, "attn_output", e, &L->bo)))
+        return st;
+    if (a->swa_period > 0)
+        L->swa = c->sliding_window > 0 && (il + 1) % a->swa_period != 0;
+    else
+        L->swa = c->sliding_window > 0;
+    return SLM_OK;
+}
+
+/* Optional RoPE frequency factors, [n_rot/2] f32 each. */
+static slm_status bind_rope_factors(struct slm_model *m) {
+    const gguf_file *f = m->gguf;
+    int64_t n = m->cfg.n_rot / 2;
+    slm_status st;
+    const char *names[] = { "rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight" };
+    const float **dst[] = { &m->rope_freqs, &m->rope_factors_long, &m->rope_factors_short };
+    for (int i = 0; i < 3; i++) {
+        *dst[i] = NULL;
+        if (gguf_find_tensor(f, names[i]) && (st = bind_vec(f, names[i], n, dst[i]))) return st;
+    }
+    if (!m->rope_factors_long != !m->rope_factors_short)
+        return slm_fail(SLM_ERR_FORMAT, "model has only one of rope_factors_long / rope_factors_short");
+    if (m->rope_freqs && m->rope_factors_long)
+        return slm_fail(SLM_ERR_FORMAT, "model has both rope_freqs and rope_factors_long/short");
+    for (int i = 0; i < 3; i++)
+        for (int64_t k = 0; *dst[i] && k < n; k++)
+            if (!((*dst[i])[k] > 0) || !isfinite((*dst[i])[k]))
+                return slm_fail(SLM_ERR_FORMAT, "tensor '%s' holds a factor that is not positive", names[i]);
     return SLM_OK;
 }
 
@@ -147,7 +258,8 @@ static slm_status check_arch(struct slm_model *m) {
         return slm_fail(SLM_ERR_FORMAT, "model lacks 'general.architecture'");
     m->arch = slm_arch_find(arch_name);
     if (!m->arch)
-        return slm_fail(SLM_ERR_UNSUPPORTED, "unsupported architecture '%.*s' (supported: gemma3)",
+        return slm_fail(SLM_ERR_UNSUPPORTED,
+                        "unsupported architecture '%.*s' (supported: gemma3, llama, mistral, qwen2, phi3)",
                         (int)(arch_name.len > 64 ? 64 : arch_name.len), arch_name.ptr);
     return SLM_OK;
 }
@@ -165,6 +277,7 @@ slm_status slm_model_bind(struct slm_model *m) {
     } else {
         m->output = m->tok_embd;  /* tied head */
     }
+    if ((st = bind_rope_factors(m))) return st;
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return slm_fail(SLM_ERR_NOMEM, "out of memory");
     for (int il = 0; il < c->n_layer; il++)

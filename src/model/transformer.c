@@ -67,6 +67,7 @@ void fwd_free(slm_fwd *f) {
 }
 
 static void matmul(slm_fwd *f, const slm_mat *w, const float *x, int n, float *y) {
+    if (f->observe) f->observe(f->observe_ctx, w, x, n);
     if (f->precise) op_matmul_precise(f->pool, w, x, n, y, f->rowbuf);
     else op_matmul(f->pool, w, x, n, y, f->xq);
 }
@@ -76,7 +77,8 @@ static void matmul(slm_fwd *f, const slm_mat *w, const float *x, int n, float *y
 typedef struct {
     slm_fwd *f;
     const slm_layer *L;
-    int il, n, pos0;
+    int il, n;
+    const fwd_row *rows;   /* each row's own sequence (KV cache) and position */
 } attn_job;
 
 /* Each worker takes a share of the (token, KV head) pairs. The query heads
@@ -89,33 +91,22 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const slm_config *c = &f->m->cfg;
     int hd = c->head_dim, hdv = c->head_dim_v, group = c->n_head / c->n_head_kv;
     size_t kv_row = (size_t)c->n_head_kv * hd, vv_row = (size_t)c->n_head_kv * hdv;
-    const float *kc = f->k_cache + (size_t)j->il * f->n_ctx * kv_row;
-    const float *vc = f->v_cache + (size_t)j->il * f->n_ctx * vv_row;
     float *sc = f->scores + (size_t)ith * group * f->n_ctx;
     long lo, hi;
     slm_split_range((long)j->n * c->n_head_kv, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
         int t = (int)(w / c->n_head_kv), kvh = (int)(w % c->n_head_kv);
-        int pos = j->pos0 + t;
+        const slm_fwd *seq = j->rows[t].seq;
+        const float *kc = seq->k_cache + (size_t)j->il * seq->n_ctx * kv_row;
+        const float *vc = seq->v_cache + (size_t)j->il * seq->n_ctx * vv_row;
+        int pos = j->rows[t].pos;
         /* a local layer sees the last `sliding_window` positions, itself included */
         int start = j->L->swa && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
         int cnt = pos - start + 1;
         const float *q0 = f->q + ((size_t)t * c->n_head + (size_t)kvh * group) * hd;
-        for (int p = 0; p < cnt; p++) {
-            const float *kr = kc + (size_t)(start + p) * kv_row + (size_t)kvh * hd;
-            for (int g = 0; g < group; g++)
-                sc[(size_t)g * cnt + p] = slm_vec_dot(SLM_T_F32, kr, q0 + (size_t)g * hd, hd) * c->attn_scale;
-        }
         float *out0 = f->att + ((size_t)t * c->n_head + (size_t)kvh * group) * hdv;
-        for (int g = 0; g < group; g++) {
-            op_softmax(sc + (size_t)g * cnt, cnt);
-            memset(out0 + (size_t)g * hdv, 0, hdv * sizeof(float));
-        }
-        for (int p = 0; p < cnt; p++) {
-            const float *vr = vc + (size_t)(start + p) * vv_row + (size_t)kvh * hdv;
-            for (int g = 0; g < group; g++)
-                op_axpy_f32(out0 + (size_t)g * hdv, sc[(size_t)g * cnt + p], vr, hdv);
-        }
+        op_attn_group(q0, group, hd, hdv, kc + (size_t)start * kv_row + (size_t)kvh * hd, kv_row,
+                      vc + (size_t)start * vv_row + (size_t)kvh * hdv, vv_row, cnt, c->attn_scale, out0, sc);
     }
 }
 
@@ -132,11 +123,30 @@ static void rope_heads(const slm_fwd *f, float *x, int n_heads, int n, const flo
         }
 }
 
+/* y[t] += b for n rows of width w; nothing when the layer has no bias. */
+static void add_bias(float *y, const float *b, int n, int w) {
+    if (!b) return;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < w; i++) y[(size_t)t * w + i] += b[i];
+}
+
+/* RoPE frequency divisors for a sequence whose cache holds n_ctx positions:
+ * Llama 3's fixed ones, or Phi-3's long set once the context exceeds the
+ * original training length (llama.cpp's rule), else its short set. */
+static const float *rope_factors(const struct slm_model *m, int n_ctx) {
+    if (m->rope_freqs) return m->rope_freqs;
+    if (!m->rope_factors_long) return NULL;
+    return n_ctx > m->cfg.n_ctx_orig ? m->rope_factors_long : m->rope_factors_short;
+}
+
 static void norm_rows(float *out, const float *x, const float *w, int rows, int n, float eps) {
     for (int r = 0; r < rows; r++) op_rmsnorm(out + (size_t)r * n, x + (size_t)r * n, w, n, eps);
 }
 
-static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
+/* Row t of the chunk is tokens[t] of sequence rows[t].seq at position rows[t].pos:
+ * the matrix products run once over all rows, only the KV write and the
+ * attention are per row (a single sequence passes itself for every row). */
+static void eval_chunk(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, int n) {
     const struct slm_model *m = f->m;
     const slm_config *c = &m->cfg;
     const slm_arch *a = m->arch;
@@ -152,9 +162,15 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
     }
     /* RoPE tables for both bases: [0] global, [1] local */
     for (int t = 0; t < n; t++) {
-        op_rope_table(f->rope_cos + t * half, f->rope_sin + t * half, c->n_rot, pos0 + t, c->rope_base);
-        op_rope_table(f->rope_cos + (SLM_UBATCH + t) * half, f->rope_sin + (SLM_UBATCH + t) * half,
-                      c->n_rot, pos0 + t, c->rope_base_swa);
+        const float *ff = rope_factors(m, rows[t].seq->n_ctx);
+        op_rope_table_ext(f->rope_cos + t * half, f->rope_sin + t * half, c->n_rot, rows[t].pos, c->rope_base,
+                          ff, c->rope_freq_scale, c->rope_attn_factor);
+        /* Gemma-style local layers (own base) are not scaled; where every
+         * layer is local (Mistral's window) they share the global scaling */
+        bool own = a->swa_period > 0;
+        op_rope_table_ext(f->rope_cos + (SLM_UBATCH + t) * half, f->rope_sin + (SLM_UBATCH + t) * half,
+                          c->n_rot, rows[t].pos, c->rope_base_swa, own ? NULL : ff,
+                          own ? 1.0f : c->rope_freq_scale, own ? 1.0f : c->rope_attn_factor);
     }
 
     for (int il = 0; il < c->n_layer; il++) {
@@ -164,6 +180,9 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
         matmul(f, &L->wq, f->xn, n, f->q);
         matmul(f, &L->wk, f->xn, n, f->k);
         matmul(f, &L->wv, f->xn, n, f->v);
+        add_bias(f->q, L->bq, n, c->n_head * c->head_dim);
+        add_bias(f->k, L->bk, n, (int)kv_row);
+        add_bias(f->v, L->bv, n, (int)vv_row);
         if (a->qk_norm) {
             norm_rows(f->q, f->q, L->q_norm, n * c->n_head, c->head_dim, c->eps);
             norm_rows(f->k, f->k, L->k_norm, n * c->n_head_kv, c->head_dim, c->eps);
@@ -172,11 +191,16 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, int n, int pos0) {
         const float *sinb = f->rope_sin + (L->swa ? SLM_UBATCH * half : 0);
         rope_heads(f, f->q, c->n_head, n, cosb, sinb);
         rope_heads(f, f->k, c->n_head_kv, n, cosb, sinb);
-        memcpy(f->k_cache + ((size_t)il * f->n_ctx + pos0) * kv_row, f->k, (size_t)n * kv_row * sizeof(float));
-        memcpy(f->v_cache + ((size_t)il * f->n_ctx + pos0) * vv_row, f->v, (size_t)n * vv_row * sizeof(float));
-        attn_job aj = { f, L, il, n, pos0 };
+        for (int t = 0; t < n; t++) {
+            slm_fwd *seq = rows[t].seq;
+            size_t at = (size_t)il * seq->n_ctx + rows[t].pos;
+            memcpy(seq->k_cache + at * kv_row, f->k + (size_t)t * kv_row, kv_row * sizeof(float));
+            memcpy(seq->v_cache + at * vv_row, f->v + (size_t)t * vv_row, vv_row * sizeof(float));
+        }
+        attn_job aj = { f, L, il, n, rows };
         slm_pool_run(f->pool, attn_worker, &aj);
         matmul(f, &L->wo, f->att, n, f->o);
+        add_bias(f->o, L->bo, n, E);
         if (a->post_norms) norm_rows(f->o, f->o, L->post_attn_norm, n, E, c->eps);
         for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
 
@@ -198,11 +222,30 @@ void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_
     int E = m->cfg.n_embd, V = m->cfg.n_vocab;
     for (int done = 0; done < n;) {
         int cn = n - done < SLM_UBATCH ? n - done : SLM_UBATCH;
-        eval_chunk(f, tokens + done, cn, pos0 + done);
+        for (int t = 0; t < cn; t++) f->rows[t] = (fwd_row){ f, pos0 + done + t };
+        eval_chunk(f, tokens + done, f->rows, cn);
         if (logits_all)
             matmul(f, &m->output, f->xn, cn, logits_all + (size_t)done * V);
         done += cn;
         if (done == n) memcpy(f->last_hidden, f->xn + (size_t)(cn - 1) * E, E * sizeof(float));
     }
     if (!logits_all && logits_last) matmul(f, &m->output, f->last_hidden, 1, logits_last);
+}
+
+void fwd_eval_rows(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, int n, const int *want, int n_want,
+                   float *logits) {
+    const struct slm_model *m = f->m;
+    int E = m->cfg.n_embd, V = m->cfg.n_vocab, w = 0;
+    for (int done = 0; done < n;) {
+        int cn = n - done < SLM_UBATCH ? n - done : SLM_UBATCH;
+        eval_chunk(f, tokens + done, rows + done, cn);
+        /* pack the wanted rows of this chunk to the front (want is ascending) */
+        int k = 0;
+        for (; w + k < n_want && want[w + k] < done + cn; k++)
+            if (want[w + k] - done != k)
+                memmove(f->xn + (size_t)k * E, f->xn + (size_t)(want[w + k] - done) * E, E * sizeof(float));
+        if (k) matmul(f, &m->output, f->xn, k, logits + (size_t)w * V);
+        w += k;
+        done += cn;
+    }
 }

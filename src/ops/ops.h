@@ -33,6 +33,11 @@ void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
 /* cos/sin for rotating pairs at position pos: theta_i = pos * base^(-2i/n_rot). */
 void op_rope_table(float *cos_out, float *sin_out, int n_rot, int pos, float base);
+/* The same with the scalings of long-context models: theta_i is multiplied by
+ * freq_scale and divided by freq_factors[i] (NULL: none; Llama 3's rope_freqs,
+ * Phi-3's long/short factors), and cos/sin are multiplied by mscale. */
+void op_rope_table_ext(float *cos_out, float *sin_out, int n_rot, int pos, float base,
+                       const float *freq_factors, float freq_scale, float mscale);
 /* Rotates pairs (i, i + n_rot/2) of one head ("NEOX" pairing). */
 void op_rope_neox(float *x, const float *cosv, const float *sinv, int n_rot);
 /* Rotates adjacent pairs (2i, 2i+1) ("normal" pairing). */
@@ -48,5 +53,15 @@ void op_softmax(float *x, int n);
 /* Dot product and y += a*x of f32 vectors (the attention inner loops). */
 float op_dot_f32(const float *a, const float *b, int n);
 void op_axpy_f32(float *y, float a, const float *x, int n);
+
+/* Attention of one token: its `group` query heads (q, rows hd apart) that
+ * share one KV head, against cnt cached keys k + p*k_stride and values
+ * v + p*v_stride (p < cnt, cnt >= 1): out (rows hdv apart) = softmax(scale
+ * q k^T) v. scores: group * cnt floats of scratch (the portable path's). */
+void op_attn_group(const float *q, int group, int hd, int hdv, const float *k, size_t k_stride, const float *v,
+                   size_t v_stride, int cnt, float scale, float *out, float *scores);
+/* The same, always through the portable kernel (for tests). */
+void op_attn_group_portable(const float *q, int group, int hd, int hdv, const float *k, size_t k_stride,
+                            const float *v, size_t v_stride, int cnt, float scale, float *out, float *scores);
 
 #endif

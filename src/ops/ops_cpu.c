@@ -90,11 +90,17 @@ void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
 }
 
 void op_rope_table(float *cos_out, float *sin_out, int n_rot, int pos, float base) {
+    op_rope_table_ext(cos_out, sin_out, n_rot, pos, base, NULL, 1.0f, 1.0f);
+}
+
+void op_rope_table_ext(float *cos_out, float *sin_out, int n_rot, int pos, float base,
+                       const float *freq_factors, float freq_scale, float mscale) {
     for (int i = 0; i < n_rot / 2; i++) {
         /* double: pos * freq reaches ~1e4 rad at long contexts; float loses digits */
-        double theta = pos * pow((double)base, -2.0 * i / n_rot);
-        cos_out[i] = (float)cos(theta);
-        sin_out[i] = (float)sin(theta);
+        double theta = pos * (double)freq_scale * pow((double)base, -2.0 * i / n_rot);
+        if (freq_factors) theta /= freq_factors[i];
+        cos_out[i] = (float)(cos(theta) * mscale);
+        sin_out[i] = (float)(sin(theta) * mscale);
     }
 }
 

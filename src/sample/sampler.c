@@ -1,4 +1,4 @@
-/* Token sampler: greedy, or repetition penalty -> top-k -> temperature ->
+/* Token sampler: greedy, or repetition/presence/frequency penalties -> top-k -> temperature ->
  * softmax -> top-p -> min-p -> renormalise -> seeded draw.
  *
  * Exactness: every filter is applied exactly as defined (ties between equal
@@ -67,6 +67,10 @@ struct slm_sampler {
     int ring_len, ring_pos;
     uint32_t *stamp; /* per token: epoch of the last penalty application */
     uint32_t epoch;
+    /* presence/frequency penalties: count per token and the distinct tokens seen */
+    int32_t *count;
+    slm_token *seen;
+    int n_seen;
     cand *cand;      /* n_vocab (or top_k) candidates */
     double *bsum;    /* per block of BLOCK tokens: sum of the weights (top-k off) */
     double hist[4][HIST_BUCKETS]; /* 4 interleaved copies: no store-to-load chain */
@@ -116,11 +120,16 @@ void slm_sampler_default_params(slm_sampler_params *p) {
     p->repeat_penalty = 1.0f;
     p->repeat_last_n = 64;
     p->seed = 0;
+    p->presence_penalty = 0.0f;
+    p->frequency_penalty = 0.0f;
 }
 
 static bool top_p_on(const slm_sampler *s) { return s->p.top_p < 1.0f; }
 static bool min_p_on(const slm_sampler *s) { return s->p.min_p > 0.0f; }
 static bool top_k_on(const slm_sampler *s) { return s->p.top_k > 0 && s->p.top_k < s->n_vocab; }
+static bool counts_on(const slm_sampler *s) {
+    return s->p.presence_penalty != 0.0f || s->p.frequency_penalty != 0.0f;
+}
 static bool penalty_on(const slm_sampler *s) {
     return s->p.repeat_penalty != 1.0f && s->p.repeat_last_n > 0;
 }
@@ -143,6 +152,8 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
                         (double)p->repeat_penalty);
     if (p->repeat_last_n < 0)
         return slm_fail(SLM_ERR_INVALID_ARG, "sampler: repeat_last_n %d < 0", p->repeat_last_n);
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty))
+        return slm_fail(SLM_ERR_INVALID_ARG, "sampler: presence and frequency penalties must be finite");
 
     slm_sampler *s = calloc(1, sizeof *s);
     if (!s) return slm_fail(SLM_ERR_NOMEM, "sampler: out of memory");
@@ -164,6 +175,11 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
         s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
         ok = s->ring && s->stamp;
     }
+    if (ok && counts_on(s)) {
+        s->count = calloc((size_t)n_vocab, sizeof *s->count);
+        s->seen = malloc((size_t)n_vocab * sizeof *s->seen);
+        ok = s->count && s->seen;
+    }
     if (!ok) {
         slm_sampler_free(s);
         return slm_fail(SLM_ERR_NOMEM, "sampler: out of memory (n_vocab %d)", n_vocab);
@@ -179,11 +195,18 @@ void slm_sampler_free(slm_sampler *s) {
     free(s->bsum);
     free(s->ring);
     free(s->stamp);
+    free(s->count);
+    free(s->seen);
     free(s);
 }
 
 void slm_sampler_accept(slm_sampler *s, slm_token tok) {
-    if (!s || !s->ring || tok < 0 || tok >= s->n_vocab) return;
+    if (!s || tok < 0 || tok >= s->n_vocab) return;
+    if (s->count) {
+        if (s->count[tok] == 0) s->seen[s->n_seen++] = tok;
+        if (s->count[tok] < INT32_MAX) s->count[tok]++;
+    }
+    if (!s->ring) return;
     s->ring[s->ring_pos] = tok;
     s->ring_pos = (s->ring_pos + 1) % s->p.repeat_last_n;
     if (s->ring_len < s->p.repeat_last_n) s->ring_len++;
@@ -195,6 +218,8 @@ void slm_sampler_reset(slm_sampler *s) {
     if (!s) return;
     s->ring_len = 0;
     s->ring_pos = 0;
+    for (int i = 0; i < s->n_seen; i++) s->count[s->seen[i]] = 0;
+    s->n_seen = 0;
     seed_rng(s);
 }
 
@@ -216,6 +241,15 @@ static void apply_penalty(slm_sampler *s, float *logits) {
         s->stamp[t] = s->epoch;
         float l = logits[t];
         logits[t] = l > 0.0f ? l / pen : l * pen;
+    }
+}
+
+/* OpenAI's definition: each token seen so far loses frequency_penalty per
+ * occurrence plus presence_penalty once. */
+static void apply_counts(slm_sampler *s, float *logits) {
+    for (int i = 0; i < s->n_seen; i++) {
+        slm_token t = s->seen[i];
+        logits[t] -= s->p.frequency_penalty * (float)s->count[t] + s->p.presence_penalty;
     }
 }
 
@@ -368,6 +402,7 @@ slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     if (!s || !logits) return -1; /* a caller bug: no token */
     const int nv = s->n_vocab;
     if (penalty_on(s)) apply_penalty(s, logits);
+    if (s->count) apply_counts(s, logits);
     if (!(s->p.temperature > 0.0f)) return argmax(logits, nv);
     const float inv_t = 1.0f / s->p.temperature;
     if (!isfinite(inv_t)) return argmax(logits, nv); /* T so small 1/T overflows */

@@ -245,8 +245,8 @@ static slm_status encode_raw(enc *e, const char *s, size_t n, bool prefix) {
 /* ---- literal tokens ------------------------------------------------------ */
 
 /* Longest literally matched token at s[0..n) that the flags allow, or -1. */
-static int32_t match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
-                             size_t *len) {
+int32_t tok_match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
+                          size_t *len) {
     int32_t best = -1, node = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t c = t->trie[node].first_child;
@@ -264,6 +264,7 @@ static int32_t match_literal(const slm_tokenizer *t, const unsigned char *s, siz
 
 slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                       int32_t **out, size_t *n_out) {
+    if (t->bpe) return bpe_encode(t, text, len, add_bos, parse_special, out, n_out);
     *out = NULL;
     *n_out = 0;
     if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
@@ -291,7 +292,7 @@ slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool
             continue;
         }
         size_t mlen = 0;
-        int32_t id = match_literal(t, s + i, len - i, parse_special, &mlen);
+        int32_t id = tok_match_literal(t, s + i, len - i, parse_special, &mlen);
         if (id < 0) {
             i++;
             continue;

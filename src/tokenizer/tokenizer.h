@@ -13,7 +13,11 @@
  *      (or the unknown token where the vocabulary lacks them).
  * With tokenizer.ggml.add_space_prefix (default true, as in llama.cpp; Gemma
  * sets false) a space is put before the text that starts the input or follows
- * a literally matched token. */
+ * a literally matched token.
+ *
+ * "gpt2" vocabularies (byte-level BPE) are encoded and decoded by bpe.c with
+ * the pre-tokenizers of pretok.c; see there. They need PCRE2 (SLM_HAVE_PCRE2):
+ * without it tok_load reports them as SLM_ERR_UNSUPPORTED. */
 #ifndef SLM_TOKENIZER_H
 #define SLM_TOKENIZER_H
 
@@ -29,7 +33,8 @@ typedef struct slm_tokenizer slm_tokenizer;
 /* Errors: SLM_ERR_FORMAT for a missing or malformed vocabulary (no tokens
  * array, scores/types of another length or type, a special id out of range,
  * a bad byte token...), SLM_ERR_UNSUPPORTED for a tokenizer model other than
- * "llama". */
+ * "llama" and "gpt2", an unknown tokenizer.ggml.pre, or "gpt2" in a build
+ * without PCRE2. */
 slm_status tok_load(const gguf_file *f, slm_tokenizer **out);
 void tok_free(slm_tokenizer *t);
 
@@ -69,6 +74,8 @@ int32_t tok_unk(const slm_tokenizer *t);              /* -1 if none */
 /* ---- internals, for the files in src/tokenizer only --------------------- */
 
 /* Trie of the literally matched tokens (control, unknown, user-defined). */
+typedef struct tok_bpe tok_bpe;
+
 typedef struct tok_trie_node {
     int32_t first_child, next_sibling;
     int32_t id;            /* token ending here, or -1 */
@@ -104,10 +111,27 @@ struct slm_tokenizer {
     uint8_t before_mark[32];
     int32_t eog[8];
     int n_eog;
+    tok_bpe *bpe;          /* byte-level BPE state; NULL for "llama" vocabularies */
 };
 
 uint64_t tok_hash(const char *s, size_t n);
 /* Id of the piece s[0..n) or -1 (any type). */
 int32_t tok_find(const slm_tokenizer *t, const char *s, size_t n);
+/* Longest literally matched token at s[0..n) that parse_special allows
+ * (user-defined always, control/unknown only with it), or -1; *len = its
+ * length. */
+int32_t tok_match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
+                          size_t *len);
+
+/* bpe.c: reads tokenizer.ggml.pre and tokenizer.ggml.merges into t->bpe
+ * (after the common vocabulary is loaded; adjusts add_bos' default). */
+slm_status bpe_load(const gguf_file *f, slm_tokenizer *t);
+void bpe_free(tok_bpe *b);
+slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **out, size_t *n_out);
+/* Bytes of a normal byte-level piece s[0..n): each character mapped back to
+ * its byte (a character outside the byte alphabet is copied as is). Returns
+ * the full length; writes at most cap bytes. */
+size_t bpe_piece_bytes(const char *s, size_t n, char *buf, size_t cap);
 
 #endif

@@ -257,10 +257,12 @@ slm_status tok_load(const gguf_file *f, slm_tokenizer **out) {
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.model is missing");
     if (!gguf_get_str(f, "tokenizer.ggml.model", &model))
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.model is not a string");
-    if (!gguf_str_eq(model, "llama")) {
+    bool byte_level = gguf_str_eq(model, "gpt2");
+    if (!gguf_str_eq(model, "llama") && !byte_level) {
         int shown = model.len > 40 ? 40 : (int)model.len;
-        return slm_fail(SLM_ERR_UNSUPPORTED, "tokenizer: model \"%.*s\" is not supported (only \"llama\")",
-                        shown, model.ptr);
+        return slm_fail(SLM_ERR_UNSUPPORTED,
+                        "tokenizer: model \"%.*s\" is not supported (only \"llama\" and \"gpt2\")", shown,
+                        model.ptr);
     }
 
     slm_tokenizer *t = calloc(1, sizeof *t);
@@ -278,6 +280,7 @@ slm_status tok_load(const gguf_file *f, slm_tokenizer **out) {
     if (!st) st = read_flag(f, "tokenizer.ggml.add_bos_token", true, &t->add_bos);
     /* llama.cpp's default for "llama" vocabularies without the key is true. */
     if (!st) st = read_flag(f, "tokenizer.ggml.add_space_prefix", true, &t->add_space_prefix);
+    if (!st && byte_level) st = bpe_load(f, t);
     if (st) {
         tok_free(t);
         return st;
@@ -289,7 +292,8 @@ slm_status tok_load(const gguf_file *f, slm_tokenizer **out) {
     /* End of generation: eos, eot/eom, and the end-of-turn markers of the
      * chat formats we know, looked up by text. */
     static const char *const eog_text[] = { "<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>",
-                                            "<|end|>", "<EOT>" };
+                                            "<|end|>", "<EOT>",
+                                            "<|endoftext|>", "<|end_of_text|>" };
     add_eog(t, t->eos);
     add_eog(t, t->eot);
     add_eog(t, eom);
@@ -313,6 +317,7 @@ void tok_free(slm_tokenizer *t) {
     free(t->slot_id);
     free(t->slot_hash);
     free(t->trie);
+    bpe_free(t->bpe);
     free(t);
 }
 
@@ -377,7 +382,8 @@ size_t tok_piece_bytes(const slm_tokenizer *t, int32_t id, bool special, char *b
         char b = (char)parse_byte_piece(s, n);  /* checked at load */
         return put(buf, cap, 0, &b, 1);
     }
-    default: {  /* normal (and undefined): U+2581 -> ' ' */
+    default: {  /* normal (and undefined): U+2581 -> ' ', or bytes from byte-level BPE */
+        if (t->bpe) return bpe_piece_bytes(s, n, buf, cap);
         size_t w = 0, i = 0;
         while (i < n) {
             const char *m = n - i >= 3 ? memchr(s + i, '\xE2', n - i - 2) : NULL;

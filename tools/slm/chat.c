@@ -1,5 +1,8 @@
-/* slm chat: a multi-turn conversation in the model's chat format. The KV
- * cache is kept across turns, so each turn only evaluates its new tokens. */
+/* slm chat: a multi-turn conversation in the model's own chat format. Each
+ * turn the whole conversation is rendered with slm_chat_format (the file's
+ * chat template, or Gemma's built-in one) and tokenized; only the tokens
+ * after the longest prefix already in the KV cache are evaluated, and the
+ * cache is cut back to that prefix when the text diverges from it. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,10 +11,10 @@
 
 static void chat_help(FILE *out) {
     fputs("usage: slm chat [options]\n"
-          "Reads a user message per line from stdin and answers in the model's turn format\n"
-          "(Gemma: <start_of_turn>user ... <end_of_turn>). /exit or Ctrl-D ends; /reset forgets the\n"
-          "conversation. -n bounds each answer (default 512).\n\n"
-          "  -s, --system TEXT       a system instruction, prepended to the first user turn\n", out);
+          "Reads a user message per line from stdin and answers in the model's chat format\n"
+          "(the chat template in the model file; Gemma's turns for Gemma files without one).\n"
+          "/exit or Ctrl-D ends; /reset forgets the conversation. -n bounds each answer (default 512).\n\n"
+          "  -s, --system TEXT       a system message at the start of the conversation\n", out);
     cli_print_gen_help(out);
 }
 
@@ -19,7 +22,7 @@ static void chat_help(FILE *out) {
 static char *read_line(FILE *in) {
     size_t cap = 256, n = 0;
     char *buf = malloc(cap);
-    int ch;
+    int ch = EOF;
     while (buf && (ch = fgetc(in)) != EOF && ch != '\n') {
         if (n + 1 == cap) { char *nb = realloc(buf, cap *= 2); if (!nb) { free(buf); return NULL; } buf = nb; }
         buf[n++] = (char)ch;
@@ -27,6 +30,127 @@ static char *read_line(FILE *in) {
     if (!buf || (n == 0 && ch == EOF)) { free(buf); return NULL; }
     buf[n] = '\0';
     return buf;
+}
+
+typedef struct conversation {
+    slm_chat_message *msg;   /* role strings are literals; content is malloc'd */
+    size_t n, cap;
+    size_t keep;             /* leading messages /reset keeps (the system message) */
+} conversation;
+
+static int conv_push(conversation *c, const char *role, char *content) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        slm_chat_message *m = realloc(c->msg, cap * sizeof *m);
+        if (!m) return 1;
+        c->msg = m;
+        c->cap = cap;
+    }
+    c->msg[c->n].role = role;
+    c->msg[c->n++].content = content;
+    return 0;
+}
+
+static void conv_truncate(conversation *c, size_t n) {
+    while (c->n > n) free((char *)c->msg[--c->n].content);
+}
+
+/* The tokens the KV cache holds, in order (a copy of what was evaluated). */
+typedef struct cached { slm_token *v; size_t n, cap; } cached;
+
+static int cached_push(cached *c, const slm_token *t, size_t n) {
+    if (c->n + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 256;
+        while (cap < c->n + n) cap *= 2;
+        slm_token *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return 1;
+        c->v = v;
+        c->cap = cap;
+    }
+    memcpy(c->v + c->n, t, n * sizeof *t);
+    c->n += n;
+    return 0;
+}
+
+/* Renders and tokenizes the conversation with the assistant's turn opened. */
+static int render(cli_engine *e, const conversation *c, slm_token **toks, size_t *n) {
+    char *text = NULL;
+    if (slm_chat_format(e->model, c->msg, c->n, true, &text)) {
+        fprintf(stderr, "slm chat: %s\n", slm_last_error());
+        return 1;
+    }
+    slm_status st = slm_tokenize(e->model, text, strlen(text), false, true, toks, n);
+    free(text);
+    if (st) { fprintf(stderr, "slm chat: %s\n", slm_last_error()); return 1; }
+    return 0;
+}
+
+/* Appends bytes to a growable string; 1 when out of memory. */
+static int text_add(char **s, size_t *n, size_t *cap, const char *p, size_t l) {
+    if (*n + l + 1 > *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        while (nc < *n + l + 1) nc *= 2;
+        char *ns = realloc(*s, nc);
+        if (!ns) return 1;
+        *s = ns;
+        *cap = nc;
+    }
+    memcpy(*s + *n, p, l);
+    *n += l;
+    (*s)[*n] = '\0';
+    return 0;
+}
+
+/* One assistant turn: evaluates toks[keep..], then samples and streams the
+ * answer. *answer gets the text printed (malloc'd). Returns 0 or 1. */
+static int answer_turn(cli_engine *e, cached *kv, const slm_token *toks, size_t n, size_t keep,
+                       int n_predict, char **answer, cli_gen_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->last = -1;
+    slm_session_truncate(e->session, (int)keep);
+    kv->n = keep;
+    double t0 = cli_now_ms();
+    for (size_t i = keep; i < n; i++) slm_sampler_accept(e->sampler, toks[i]);
+    if (slm_session_eval(e->session, toks + keep, (int)(n - keep), false) || cached_push(kv, toks + keep, n - keep)) {
+        fprintf(stderr, "slm chat: %s\n", slm_last_error());
+        return 1;
+    }
+    st->n_prompt = (int)(n - keep);
+    double t1 = cli_now_ms();
+    st->t_prompt_ms = t1 - t0;
+    int n_ctx = slm_session_n_ctx(e->session);
+    slm_detok dt;
+    slm_detok_init(&dt);
+    char piece[256], text[512];
+    size_t an = 0, acap = 0;
+    *answer = NULL;
+    if (text_add(answer, &an, &acap, "", 0)) return 1;
+    for (int i = 0; n_predict < 0 || i < n_predict; i++) {
+        slm_token tok = slm_sampler_sample(e->sampler, slm_session_logits(e->session));
+        if (i == 0) st->t_first_ms = cli_now_ms() - t0;
+        st->last = tok;
+        if (slm_token_is_eog(e->model, tok)) { st->hit_eog = true; break; }
+        st->n_gen++;
+        slm_sampler_accept(e->sampler, tok);
+        size_t pl = slm_token_to_bytes(e->model, tok, false, piece, sizeof piece);
+        if (pl > sizeof piece) pl = sizeof piece;
+        size_t w = slm_detok_push(&dt, piece, pl, text, sizeof text);
+        fwrite(text, 1, w, stdout);
+        fflush(stdout);
+        if (text_add(answer, &an, &acap, text, w)) return 1;
+        if (slm_session_n_past(e->session) >= n_ctx) { st->ctx_full = true; break; }
+        if (n_predict >= 0 && i + 1 >= n_predict) break;   /* the last token needs no evaluation */
+        if (slm_session_eval(e->session, &tok, 1, false) || cached_push(kv, &tok, 1)) {
+            fprintf(stderr, "\nslm chat: %s\n", slm_last_error());
+            return 1;
+        }
+    }
+    size_t w = slm_detok_flush(&dt, text, sizeof text);
+    fwrite(text, 1, w, stdout);
+    fflush(stdout);
+    if (text_add(answer, &an, &acap, text, w)) return 1;
+    st->t_gen_ms = cli_now_ms() - t1;
+    return 0;
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -43,58 +167,81 @@ int cmd_chat(int argc, char **argv) {
     }
     cli_engine e;
     if (cli_engine_open(&e, &o)) return 1;
-    slm_token eot = slm_token_lookup(e.model, "<end_of_turn>");
-    if (eot < 0) {
-        fprintf(stderr, "slm chat: this model has no <end_of_turn> token; only the Gemma turn format is supported yet\n");
-        cli_engine_close(&e);
-        return 1;
+    conversation conv = { 0 };
+    cached kv = { 0 };
+    int rc = 0;
+    if (system) {
+        char *s = strdup(system);
+        if (!s || conv_push(&conv, "system", s)) { free(s); rc = 1; goto done; }
+        conv.keep = 1;
+    }
+    /* Fail early, before reading input, when the model has no chat format. */
+    {
+        char *probe = NULL;
+        char *hi = strdup("hi");
+        if (!hi || conv_push(&conv, "user", hi)) { free(hi); rc = 1; goto done; }
+        if (slm_chat_format(e.model, conv.msg, conv.n, true, &probe)) {
+            fprintf(stderr, "slm chat: %s\n", slm_last_error());
+            rc = 1;
+            goto done;
+        }
+        free(probe);
+        conv_truncate(&conv, conv.keep);
     }
     bool tty = isatty(0);
-    bool first = true;
-    int rc = 0;
     for (;;) {
         if (tty) { fputs("> ", stdout); fflush(stdout); }
         char *line = read_line(stdin);
         if (!line || !strcmp(line, "/exit")) { free(line); break; }
         if (!strcmp(line, "/reset")) {
-            slm_session_truncate(e.session, 0);
-            slm_sampler_reset(e.sampler);
-            first = true;
             free(line);
+            conv_truncate(&conv, conv.keep);
+            slm_session_truncate(e.session, 0);
+            kv.n = 0;
+            slm_sampler_reset(e.sampler);
             continue;
         }
-        /* The previous answer's end: the model's own <end_of_turn> was sampled
-         * but not evaluated, so close the turn in text either way. */
-        size_t need = strlen(line) + (system ? strlen(system) : 0) + 128;
-        char *turn = malloc(need);
-        if (!turn) { free(line); rc = 1; break; }
-        snprintf(turn, need, "%s<start_of_turn>user\n%s%s%s<end_of_turn>\n<start_of_turn>model\n",
-                 first ? "" : "<end_of_turn>\n",
-                 first && system ? system : "", first && system ? "\n\n" : "", line);
-        free(line);
+        if (conv_push(&conv, "user", line)) { free(line); rc = 1; break; }
         slm_token *toks = NULL;
         size_t n = 0;
-        if (slm_tokenize(e.model, turn, strlen(turn), first, true, &toks, &n)) {
-            fprintf(stderr, "slm chat: %s\n", slm_last_error());
-            free(turn);
-            continue;
-        }
-        free(turn);
-        if ((long)n + 1 > slm_session_n_ctx(e.session) - slm_session_n_past(e.session)) {
-            fprintf(stderr, "slm chat: the context is full; the conversation starts over (/reset)\n");
+        if (render(&e, &conv, &toks, &n)) { conv_truncate(&conv, conv.n - 1); continue; }
+        if ((long)n + 1 > slm_session_n_ctx(e.session)) {
+            /* keep the system message and this turn only */
             free(toks);
-            slm_session_truncate(e.session, 0);
-            slm_sampler_reset(e.sampler);
-            first = true;
-            continue;
+            toks = NULL;
+            char *last = (char *)conv.msg[conv.n - 1].content;
+            conv.n--;
+            conv_truncate(&conv, conv.keep);
+            conv_push(&conv, "user", last);
+            if (render(&e, &conv, &toks, &n) || (long)n + 1 > slm_session_n_ctx(e.session)) {
+                fprintf(stderr, "slm chat: the message does not fit in the context (%d tokens); it is dropped\n",
+                        slm_session_n_ctx(e.session));
+                free(toks);
+                conv_truncate(&conv, conv.keep);
+                continue;
+            }
+            fprintf(stderr, "slm chat: the context is full; earlier turns are forgotten\n");
         }
+        /* longest prefix already in the cache; at least one token is evaluated for fresh logits */
+        size_t keep = 0;
+        while (keep < n && keep < kv.n && kv.v[keep] == toks[keep]) keep++;
+        if (keep == n) keep = n - 1;
+        char *answer = NULL;
         cli_gen_stats st;
-        if (cli_generate(&e, toks, n, o.n_predict, stdout, &st)) { free(toks); rc = 1; break; }
+        int r = answer_turn(&e, &kv, toks, n, keep, o.n_predict, &answer, &st);
         free(toks);
         fputc('\n', stdout);
-        if (o.verbose) cli_print_stats(&st);
-        first = false;
+        if (r) { free(answer); rc = 1; break; }
+        if (conv_push(&conv, "assistant", answer)) { free(answer); rc = 1; break; }
+        if (o.verbose) {
+            cli_print_stats(&st);
+            fprintf(stderr, "slm chat: %zu cached tokens reused\n", keep);
+        }
     }
+done:
+    conv_truncate(&conv, 0);
+    free(conv.msg);
+    free(kv.v);
     cli_engine_close(&e);
     return rc;
 }

@@ -11,7 +11,15 @@ static void usage(FILE *out) {
           "  run     generate a continuation of a prompt\n"
           "  chat    multi-turn chat in the model's turn format\n"
           "  info    show a GGUF file's metadata and tensors\n"
-          "  bench   measure prompt and generation speed (tokens/s), like llama-bench\n\n"
+          "  bench   measure prompt and generation speed (tokens/s), like llama-bench\n"
+          "  quantize  write a copy of a model with its tensors requantized (q4_k_m, q8_0, ...)\n"
+          "  perplexity  perplexity of a text; KL divergence against a base model's logits\n"
+          "  eval    accuracy on a JSONL task (multiple choice, exact-match generation)\n"
+          "  imatrix activation statistics over a calibration text, for slm quantize --imatrix\n"
+#ifdef SLM_HAVE_SERVE
+          "  serve   OpenAI-compatible HTTP server with continuous batching and a chat page\n"
+#endif
+          "\n"
           "  slm COMMAND --help   options of one command\n"
           "  slm --version        version and CPU kernels\n\n"
           "With no -m, commands use the default model (Gemma 3 270M Q4_K_M) in $SLM_MODELS,\n"
@@ -32,6 +40,13 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "chat")) return cmd_chat(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "imatrix")) return cmd_imatrix(argc - 2, argv + 2);
+#ifdef SLM_HAVE_SERVE
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
+#endif
     fprintf(stderr, "slm: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

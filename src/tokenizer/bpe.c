@@ -1,0 +1,404 @@
+/* Byte-level BPE ("gpt2" vocabularies: Llama 3, Qwen2, SmolLM, Phi-4...).
+ *
+ * The pieces of such a vocabulary spell bytes, not text: every byte is one
+ * printable character (GPT-2's byte-to-Unicode map: the printable Latin-1
+ * bytes stand for themselves, the other 68 for U+0100 upwards, a space is
+ * "Ġ"). Encoding, as HF tokenizers and llama.cpp do it:
+ *   1. literally matched tokens are cut out first (tok_match_literal, as for
+ *      SentencePiece vocabularies);
+ *   2. the text between them is split into words by the pre-tokenizer that
+ *      tokenizer.ggml.pre names (pretok.c);
+ *   3. each word starts as one symbol per byte; the adjacent pair with the
+ *      lowest merge rank (tokenizer.ggml.merges order) is merged, ties to the
+ *      leftmost, until no pair has a merge. With ignore_merges (Llama 3) a
+ *      word that is itself a token is taken whole. A byte whose character is
+ *      not in the vocabulary is dropped (llama.cpp; the unknown token is not
+ *      used by byte-level vocabularies).
+ * Decoding maps each character of a piece back to its byte. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "base/utf8.h"
+#include "tokenizer/tokenizer.h"
+
+/* ---- GPT-2's byte <-> character map -------------------------------------- */
+
+/* The printable bytes stand for themselves; the other 68 (0x00-0x20,
+ * 0x7F-0xA0, 0xAD), in order, for U+0100 upwards. */
+static inline bool byte_prints(uint32_t b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255); }
+
+static inline uint32_t byte_to_cp(uint32_t b) {
+    if (byte_prints(b)) return b;
+    if (b <= 32) return 256 + b;
+    if (b <= 160) return 256 + 33 + (b - 127);
+    return 256 + 67;  /* 0xAD */
+}
+
+/* The byte a code point stands for, or -1. */
+static inline int cp_to_byte(uint32_t cp) {
+    if (cp < 256) return byte_prints(cp) ? (int)cp : -1;
+    uint32_t k = cp - 256;
+    if (k <= 32) return (int)k;
+    if (k <= 66) return (int)(127 + k - 33);
+    return k == 67 ? 0xAD : -1;
+}
+
+#ifdef SLM_HAVE_PCRE2
+
+#include "tokenizer/pretok.h"
+
+#define MAX_TEXT ((size_t)1 << 29)
+
+struct tok_bpe {
+    tok_pretok *pre;
+    bool ignore_merges;
+    int32_t byte_id[256];   /* token of each byte's character, -1 if none */
+    char byte_char[256][2]; /* each byte's character as UTF-8 */
+    uint8_t byte_char_len[256];
+    /* (left id, right id) -> merge: open addressing, key 0 = empty (ids are
+     * stored + 1 so that no real key is 0) */
+    uint64_t *key;
+    int32_t *rank, *result;
+    size_t cap;
+    int32_t n_merges;       /* kept (parts and result in the vocabulary) */
+};
+
+/* ---- merge table --------------------------------------------------------- */
+
+static inline uint64_t pair_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)(l + 1) << 32) | (uint32_t)(r + 1); }
+
+static inline size_t pair_slot(uint64_t k, size_t mask) {
+    k ^= k >> 31;
+    k *= 0x9e3779b97f4a7c15ULL;
+    k ^= k >> 29;
+    return (size_t)k & mask;
+}
+
+/* Rank of merging l and r (lower merges first) and the token it makes; -1 if
+ * there is no such merge. */
+static int32_t merge_rank(const tok_bpe *b, int32_t l, int32_t r, int32_t *result) {
+    uint64_t k = pair_key(l, r);
+    size_t mask = b->cap - 1;
+    for (size_t i = pair_slot(k, mask);; i = (i + 1) & mask) {
+        if (b->key[i] == 0) return -1;
+        if (b->key[i] == k) {
+            *result = b->result[i];
+            return b->rank[i];
+        }
+    }
+}
+
+static void merge_insert(tok_bpe *b, int32_t l, int32_t r, int32_t rank, int32_t result) {
+    uint64_t k = pair_key(l, r);
+    size_t mask = b->cap - 1;
+    for (size_t i = pair_slot(k, mask);; i = (i + 1) & mask) {
+        if (b->key[i] == k) return;  /* a repeated merge keeps its first rank */
+        if (b->key[i] == 0) {
+            b->key[i] = k;
+            b->rank[i] = rank;
+            b->result[i] = result;
+            b->n_merges++;
+            return;
+        }
+    }
+}
+
+static slm_status load_merges(const gguf_file *f, slm_tokenizer *t, tok_bpe *b) {
+    const gguf_kv *mk = gguf_find(f, "tokenizer.ggml.merges");
+    if (!mk) return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is missing (needed by \"gpt2\" vocabularies)");
+    if (mk->type != GGUF_T_ARRAY || mk->arr_type != GGUF_T_STRING || (!mk->strs && mk->arr_n))
+        return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is not an array of strings");
+    if (mk->arr_n >= (1u << 30))
+        return slm_fail(SLM_ERR_FORMAT, "tokenizer: %llu merges is too many", (unsigned long long)mk->arr_n);
+    size_t cap = 1024;
+    while (cap < (size_t)mk->arr_n * 2) cap *= 2;
+    b->cap = cap;
+    b->key = calloc(cap, sizeof *b->key);
+    b->rank = malloc(cap * sizeof *b->rank);
+    b->result = malloc(cap * sizeof *b->result);
+    char *joined = malloc(t->max_piece_len + 1);
+    if (!b->key || !b->rank || !b->result || !joined) {
+        free(joined);
+        return slm_fail(SLM_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    for (uint64_t i = 0; i < mk->arr_n; i++) {
+        const char *s = mk->strs[i].ptr;
+        size_t n = (size_t)mk->strs[i].len;
+        /* "left right"; the left part may itself be a lone space (llama.cpp
+         * looks for the separator from the second byte on). */
+        const char *sp = n > 1 ? memchr(s + 1, ' ', n - 1) : NULL;
+        if (!sp) {
+            free(joined);
+            return slm_fail(SLM_ERR_FORMAT, "tokenizer: merge %llu has no space between its two parts",
+                            (unsigned long long)i);
+        }
+        size_t ln = (size_t)(sp - s), rn = n - ln - 1;
+        int32_t l = tok_find(t, s, ln), r = tok_find(t, sp + 1, rn);
+        if (l < 0 || r < 0 || ln + rn > t->max_piece_len) continue;  /* cannot apply: no such pieces */
+        memcpy(joined, s, ln);
+        memcpy(joined + ln, sp + 1, rn);
+        int32_t res = tok_find(t, joined, ln + rn);
+        if (res >= 0) merge_insert(b, l, r, (int32_t)i, res);
+    }
+    free(joined);
+    return SLM_OK;
+}
+
+void bpe_free(tok_bpe *b) {
+    if (!b) return;
+    pretok_free(b->pre);
+    free(b->key);
+    free(b->rank);
+    free(b->result);
+    free(b);
+}
+
+slm_status bpe_load(const gguf_file *f, slm_tokenizer *t) {
+    tok_bpe *b = calloc(1, sizeof *b);
+    if (!b) return slm_fail(SLM_ERR_NOMEM, "tokenizer: out of memory");
+    t->bpe = b;  /* tok_free releases it on any failure below */
+    gguf_str pre = { 0 };
+    const gguf_kv *pk = gguf_find(f, "tokenizer.ggml.pre");
+    if (pk && !gguf_get_str(f, "tokenizer.ggml.pre", &pre))
+        return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.pre has type %s, expected a string",
+                        gguf_vtype_name(pk->type));
+    pretok_traits tr;
+    slm_status st = pretok_new(pk ? pre.ptr : NULL, pk ? (size_t)pre.len : 0, &b->pre, &tr);
+    if (st) return st;
+    b->ignore_merges = tr.ignore_merges;
+    if (!gguf_find(f, "tokenizer.ggml.add_bos_token")) t->add_bos = tr.add_bos;
+    t->add_space_prefix = false;  /* the pre-tokenizer decides about spaces */
+
+    for (uint32_t i = 0; i < 256; i++) {
+        char u[4];
+        int k = utf8_encode(byte_to_cp(i), u);  /* 1 or 2 bytes */
+        memcpy(b->byte_char[i], u, (size_t)k);
+        b->byte_char_len[i] = (uint8_t)k;
+        b->byte_id[i] = tok_find(t, b->byte_char[i], (size_t)k);
+    }
+    return load_merges(f, t, b);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+typedef struct {
+    int32_t id, prev, next;
+    bool alive;
+} bsym;
+
+typedef struct {
+    int32_t rank, left, lid, rid;
+} bcand;
+
+typedef struct {
+    const slm_tokenizer *t;
+    const tok_bpe *b;
+    bsym *syms;
+    size_t syms_cap;
+    bcand *heap;
+    size_t heap_n, heap_cap;
+    char *word;           /* a word in the byte alphabet (ignore_merges) */
+    size_t word_cap;
+    int32_t *out;
+    size_t n_out, out_cap;
+} benc;
+
+static slm_status nomem(void) { return slm_fail(SLM_ERR_NOMEM, "tokenize: out of memory"); }
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+static slm_status emit(benc *e, int32_t id) {
+    if (e->n_out == e->out_cap && !grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out)) return nomem();
+    e->out[e->n_out++] = id;
+    return SLM_OK;
+}
+
+static inline bool cand_before(const bcand *a, const bcand *c) {
+    return a->rank < c->rank || (a->rank == c->rank && a->left < c->left);
+}
+
+static bool heap_push(benc *e, bcand c) {
+    if (e->heap_n == e->heap_cap && !grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
+        return false;
+    size_t i = e->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_before(&c, &e->heap[p])) break;
+        e->heap[i] = e->heap[p];
+        i = p;
+    }
+    e->heap[i] = c;
+    return true;
+}
+
+static bcand heap_pop(benc *e) {
+    bcand top = e->heap[0], last = e->heap[--e->heap_n];
+    size_t n = e->heap_n, i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && cand_before(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!cand_before(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c];
+        i = c;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+static bool try_pair(benc *e, int32_t l, int32_t r) {
+    if (l < 0 || r < 0 || e->syms[l].id < 0 || e->syms[r].id < 0) return true;
+    int32_t res;
+    int32_t rank = merge_rank(e->b, e->syms[l].id, e->syms[r].id, &res);
+    if (rank < 0) return true;
+    return heap_push(e, (bcand){ .rank = rank, .left = l, .lid = e->syms[l].id, .rid = e->syms[r].id });
+}
+
+/* One word of the pre-tokenizer: BPE over its bytes. */
+static slm_status encode_word(void *ctx, const char *s, size_t n) {
+    benc *e = ctx;
+    const tok_bpe *b = e->b;
+    if (b->ignore_merges) {
+        if (!grow((void **)&e->word, &e->word_cap, 2 * n, 1)) return nomem();
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            memcpy(e->word + w, b->byte_char[c], b->byte_char_len[c]);
+            w += b->byte_char_len[c];
+        }
+        int32_t id = tok_find(e->t, e->word, w);
+        if (id >= 0) return emit(e, id);
+    }
+    if (!grow((void **)&e->syms, &e->syms_cap, n, sizeof *e->syms)) return nomem();
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* A byte with no token (SmolLM2 lacks 0x04, for one) stays a symbol
+         * that merges with nothing and is dropped from the output, as in
+         * llama.cpp and HF tokenizers without an unknown token. */
+        e->syms[i] = (bsym){ .id = b->byte_id[c], .prev = (int32_t)i - 1, .next = i + 1 < n ? (int32_t)i + 1 : -1, .alive = true };
+    }
+    e->heap_n = 0;
+    for (size_t i = 1; i < n; i++)
+        if (!try_pair(e, (int32_t)i - 1, (int32_t)i)) return nomem();
+    while (e->heap_n) {
+        bcand c = heap_pop(e);
+        bsym *l = &e->syms[c.left];
+        if (!l->alive || l->next < 0 || l->id != c.lid) continue;
+        bsym *r = &e->syms[l->next];
+        if (r->id != c.rid) continue;  /* a stale candidate: a side was merged since */
+        int32_t res;
+        (void)merge_rank(b, c.lid, c.rid, &res);
+        l->id = res;
+        r->alive = false;
+        l->next = r->next;
+        if (r->next >= 0) e->syms[r->next].prev = c.left;
+        if (!try_pair(e, l->prev, c.left) || !try_pair(e, c.left, l->next)) return nomem();
+    }
+    for (int32_t i = 0; i >= 0; i = e->syms[i].next) {
+        if (e->syms[i].id < 0) continue;
+        slm_status st = emit(e, e->syms[i].id);
+        if (st) return st;
+    }
+    return SLM_OK;
+}
+
+slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **out, size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
+    if (len > MAX_TEXT)
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %zu)", len, MAX_TEXT);
+    size_t bad;
+    if (!utf8_validate(text, len, &bad))
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: invalid UTF-8 at byte offset %zu (0x%02X)", bad,
+                        (unsigned)(unsigned char)text[bad]);
+
+    benc e = { .t = t, .b = t->bpe };
+    slm_status st = SLM_OK;
+    if (!grow((void **)&e.out, &e.out_cap, len / 3 + 16, sizeof *e.out)) st = nomem();
+    if (!st && add_bos && t->bos >= 0) st = emit(&e, t->bos);
+
+    const unsigned char *s = (const unsigned char *)text;
+    size_t frag = 0, i = 0;
+    while (!st && i < len) {
+        if (!(t->trie_first[s[i] >> 3] & (1u << (s[i] & 7)))) {
+            i++;
+            continue;
+        }
+        size_t mlen = 0;
+        int32_t id = tok_match_literal(t, s + i, len - i, parse_special, &mlen);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (i > frag) st = pretok_split(t->bpe->pre, text + frag, i - frag, encode_word, &e);
+        if (!st) st = emit(&e, id);
+        i += mlen;
+        frag = i;
+    }
+    if (!st && len > frag) st = pretok_split(t->bpe->pre, text + frag, len - frag, encode_word, &e);
+
+    free(e.syms);
+    free(e.heap);
+    free(e.word);
+    if (st) {
+        free(e.out);
+        return st;
+    }
+    *out = e.out;
+    *n_out = e.n_out;
+    return SLM_OK;
+}
+
+#else  /* !SLM_HAVE_PCRE2 */
+
+void bpe_free(tok_bpe *b) { (void)b; }
+
+slm_status bpe_load(const gguf_file *f, slm_tokenizer *t) {
+    (void)f;
+    (void)t;
+    return slm_fail(SLM_ERR_UNSUPPORTED, "tokenizer: model \"gpt2\" (byte-level BPE) needs PCRE2, and this build "
+                    "has none (install libpcre2-dev and rebuild)");
+}
+
+slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **out, size_t *n_out) {
+    (void)t, (void)text, (void)len, (void)add_bos, (void)parse_special;
+    *out = NULL;
+    *n_out = 0;
+    return slm_fail(SLM_ERR_UNSUPPORTED, "tokenize: byte-level BPE is not built in");
+}
+
+#endif
+
+/* ---- decoding (needs no PCRE2) -------------------------------------------- */
+
+size_t bpe_piece_bytes(const char *s, size_t n, char *buf, size_t cap) {
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (k <= 0) k = 1, cp = 0xFFFFFFFFu;  /* a broken piece: copy the byte */
+        int b = cp_to_byte(cp);
+        if (b >= 0) {
+            if (w < cap) buf[w] = (char)b;
+            w++;
+        } else {  /* not a byte character: the text as it is */
+            for (int j = 0; j < k; j++, w++)
+                if (w < cap) buf[w] = s[i + (size_t)j];
+        }
+        i += (size_t)k;
+    }
+    return w;
+}

@@ -1,0 +1,57 @@
+/* libFuzzer target: arbitrary bytes as the body of a chat and of a
+ * completion request, through serve_request_parse (slm serve's parser; cJSON
+ * underneath). Checked on every input: no crash or leak; failure gives a
+ * message and leaves the struct empty; success gives only values inside the
+ * documented ranges (messages with known roles and content, 1..4 non-empty
+ * stop sequences of at most 256 bytes, max_tokens within the limit, finite
+ * sampling parameters in their ranges). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve_request.h"
+
+#define FAIL(...) do { fprintf(stderr, "fuzz_serve_request: " __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
+
+static void check(const uint8_t *data, size_t size, serve_kind kind) {
+    serve_request r;
+    char err[256];
+    const char *param = (const char *)1;
+    serve_request_limits lim = { 512 };
+    int rc = serve_request_parse((const char *)data, size, kind, &lim, &r, err, sizeof err, &param);
+    if (rc != 0) {
+        if (rc != -1 || !err[0]) FAIL("failure without a message");
+        if (r.messages || r.prompt || r.n_stop || r.n_messages) FAIL("failure left fields behind");
+        if (param == (const char *)1) FAIL("param not set");
+        return;
+    }
+    if (kind == SERVE_CHAT) {
+        if (r.n_messages < 1 || r.n_messages > SERVE_MAX_MESSAGES || !r.messages) FAIL("bad message count");
+        for (int i = 0; i < r.n_messages; i++) {
+            const char *role = r.messages[i].role;
+            if (!role || !r.messages[i].content) FAIL("message without role or content");
+            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) FAIL("role %s", role);
+        }
+    } else if (!r.prompt) {
+        FAIL("completion without prompt");
+    }
+    if (r.max_tokens < 0 || r.max_tokens > 512) FAIL("max_tokens %d", r.max_tokens);
+    if (!(r.temperature >= 0 && r.temperature <= 2) || !(r.top_p > 0 && r.top_p <= 1) || !(r.min_p >= 0 && r.min_p <= 1) ||
+        !(fabsf(r.presence_penalty) <= 2) || !(fabsf(r.frequency_penalty) <= 2) || r.top_k < 0)
+        FAIL("sampling value out of range");
+    if (r.n_stop < 0 || r.n_stop > SERVE_MAX_STOP) FAIL("n_stop %d", r.n_stop);
+    for (int i = 0; i < r.n_stop; i++) {
+        size_t n = strlen(r.stop[i]);
+        if (n == 0 || n > SERVE_MAX_STOP_LEN) FAIL("stop length %zu", n);
+    }
+    serve_request_free(&r);
+    if (r.messages || r.prompt || r.n_stop) FAIL("free did not clear");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check(data, size, SERVE_CHAT);
+    check(data, size, SERVE_COMPLETION);
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* slm serve: an OpenAI-style request body, parsed and validated into a plain
+ * C struct. Free of libmicrohttpd (the fuzzer links this file alone with
+ * cJSON); every limit a client can push against is checked here. */
+#ifndef SLM_SERVE_REQUEST_H
+#define SLM_SERVE_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SERVE_MAX_STOP 4          /* OpenAI's limit on stop sequences */
+#define SERVE_MAX_STOP_LEN 256    /* bytes per stop sequence */
+#define SERVE_MAX_MESSAGES 1024
+
+typedef enum { SERVE_CHAT, SERVE_COMPLETION } serve_kind;
+
+typedef struct serve_message {
+    char *role;                   /* "system", "user" or "assistant" */
+    char *content;
+} serve_message;
+
+typedef struct serve_request {
+    serve_kind kind;
+    serve_message *messages;      /* chat */
+    int n_messages;
+    char *prompt;                 /* completion */
+    int max_tokens;               /* 0: not given */
+    float temperature, top_p, min_p, presence_penalty, frequency_penalty;
+    int top_k;
+    bool seed_set;
+    uint64_t seed;
+    char *stop[SERVE_MAX_STOP];
+    int n_stop;
+    bool stream, include_usage;
+    bool ignore_eos;              /* non-standard (as llama.cpp's server): generate max_tokens */
+} serve_request;
+
+typedef struct serve_request_limits {
+    int max_tokens;               /* largest max_tokens a client may ask for */
+} serve_request_limits;
+
+/* Parses body (len bytes, need not be NUL-terminated). On success returns 0
+ * and fills *out (release with serve_request_free). On failure returns -1,
+ * writes a one-line reason into err and, when one field is at fault, points
+ * *param at its name (a static string), else NULL; *out is left empty. */
+int serve_request_parse(const char *body, size_t len, serve_kind kind, const serve_request_limits *lim,
+                        serve_request *out, char *err, size_t errcap, const char **param);
+void serve_request_free(serve_request *r);
+
+#endif
