@@ -10,6 +10,43 @@ static double gelu_ref(double v) { return 0.5 * v * (1 + tanh(0.7978845608028654
 
 static float frand(float lo, float hi) { return lo + (hi - lo) * (float)rand() / (float)RAND_MAX; }
 
+/* op_attn_group (the dispatched kernel and the portable one) against the
+ * formula in double, on strided key/value rows: group heads, cnt keys. */
+static void check_attn(int group, int hd, int hdv, int cnt, float qscale) {
+    size_t ks = (size_t)hd + 3, vs = (size_t)hdv + 5;
+    float *q = malloc(sizeof(float) * group * hd), *k = malloc(sizeof(float) * ks * cnt);
+    float *v = malloc(sizeof(float) * vs * cnt), *sc = malloc(sizeof(float) * group * cnt);
+    float *o1 = malloc(sizeof(float) * (group * hdv + 1)), *o2 = malloc(sizeof(float) * group * hdv);
+    double *w = malloc(sizeof(double) * cnt);
+    for (int i = 0; i < group * hd; i++) q[i] = frand(-qscale, qscale);
+    for (size_t i = 0; i < ks * cnt; i++) k[i] = frand(-1, 1);
+    for (size_t i = 0; i < vs * cnt; i++) v[i] = frand(-2, 2);
+    float scale = 1.0f / sqrtf((float)hd);
+    o1[group * hdv] = -777.f;
+    op_attn_group(q, group, hd, hdv, k, ks, v, vs, cnt, scale, o1, sc);
+    op_attn_group_portable(q, group, hd, hdv, k, ks, v, vs, cnt, scale, o2, sc);
+    int bad = 0;
+    for (int g = 0; g < group; g++) {
+        double mx = -1e300, sum = 0;
+        for (int p = 0; p < cnt; p++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)q[g * hd + i] * k[p * ks + i];
+            w[p] = d * scale;
+            if (w[p] > mx) mx = w[p];
+        }
+        for (int p = 0; p < cnt; p++) sum += w[p] = exp(w[p] - mx);
+        for (int i = 0; i < hdv; i++) {
+            double want = 0;
+            for (int p = 0; p < cnt; p++) want += w[p] / sum * v[p * vs + i];
+            /* values are in [-2, 2]: 2e-5 absolute is ~1e-5 relative to their scale */
+            if (fabs(o1[g * hdv + i] - want) > 2e-5 || fabs(o2[g * hdv + i] - want) > 2e-5) bad++;
+        }
+    }
+    CHECKF(bad == 0, "attn group=%d hd=%d hdv=%d cnt=%d: %d values off", group, hd, hdv, cnt, bad);
+    CHECK(o1[group * hdv] == -777.f);
+    free(q); free(k); free(v); free(sc); free(o1); free(o2); free(w);
+}
+
 int main(void) {
     srand(7);
     /* GELU gate over a dense sweep, the extremes and odd lengths (tails) */
@@ -75,5 +112,14 @@ int main(void) {
         if (fabs(h[i] - a) > 1e-5 || fabs(h[i + 128] - b) > 1e-5) bad++;
     }
     CHECK(bad == 0);
+    /* attention: the tiled kernel's shapes (group 4/8, key tails) and the
+     * portable fallback's (group 2, head dims it does not take) */
+    int cnts[] = { 1, 3, 15, 16, 17, 37, 300 };
+    for (size_t ci = 0; ci < sizeof cnts / sizeof cnts[0]; ci++) {
+        check_attn(4, 256, 256, cnts[ci], 1.0f);
+        check_attn(8, 64, 128, cnts[ci], 4.0f);
+        check_attn(2, 48, 40, cnts[ci], 1.0f);
+    }
+    check_attn(4, 32, 64, 200, 30.0f); /* peaked softmax: big score gaps */
     return test_finish();
 }

@@ -316,6 +316,36 @@ static void test_mixes(void) {
     CHECK(slm_type_fallback(SLM_T_Q3_K, 640) == SLM_T_Q4_0);
 }
 
+/* Values already on a classic round-to-nearest grid (the scale of ggml's
+ * reference quantizers and the gguf package's) come back exactly: requantizing
+ * a dequantized model to its own types loses nothing. */
+static void test_grid_exact(void) {
+    static const struct { uint32_t type; int qmin, qmax; bool affine; } g[] = {
+        { SLM_T_Q8_0, -127, 127, false }, { SLM_T_Q4_0, -8, 7, false }, { SLM_T_Q5_0, -16, 15, false },
+        { SLM_T_Q4_1, 0, 15, true }, { SLM_T_Q5_1, 0, 31, true },
+    };
+    for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
+        float x[256], y[256], w[256];
+        uint8_t q[256 / 32 * 36];
+        for (int b = 0; b < 8; b++) {
+            float d = slm_f16_to_f32(slm_f32_to_f16(0.001f + 0.01f * (float)b));
+            float m = g[k].affine ? slm_f16_to_f32(slm_f32_to_f16(-0.05f * (float)b)) : 0.0f;
+            for (int i = 0; i < 32; i++) {
+                int l = g[k].qmin + (int)(rng_u64() % (uint64_t)(g[k].qmax - g[k].qmin + 1));
+                if (i == 3) l = g[k].qmin;  /* the extremes the reference scale comes from */
+                if (i == 9 && g[k].affine) l = g[k].qmax;
+                x[32 * b + i] = d * (float)l + m;
+            }
+        }
+        slm_quant_weights(x, NULL, w, 256);
+        CHECK(slm_quantize_row(g[k].type, x, w, q, 256));
+        slm_dequantize_row(g[k].type, q, y, 256);
+        int diff = 0;
+        for (int i = 0; i < 256; i++) diff += y[i] != x[i];
+        CHECKF(diff == 0, "%s: %d of 256 grid values not reproduced", slm_type_get(g[k].type)->name, diff);
+    }
+}
+
 static void test_bad_args(void) {
     float x[64] = {0};
     uint8_t q[256];
@@ -338,6 +368,7 @@ int main(void) {
     test_importance();
     test_vs_gguf();
     test_mixes();
+    test_grid_exact();
     test_bad_args();
     return test_finish();
 }

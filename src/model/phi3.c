@@ -4,10 +4,12 @@
  * (rope.dimension_count); LongRoPE as rope_factors_long / rope_factors_short
  * tensors with rope.scaling.attn_factor scaling cos and sin. The long factors
  * are used when the session's context exceeds
- * rope.scaling.original_context_length (llama.cpp's rule; HF switches on the
- * sequence length, which is the same whenever the context is filled). The
- * sliding window is applied to every layer when the file sets one > 0, as HF
- * does (llama.cpp currently ignores it for Phi). */
+ * rope.scaling.original_context_length (llama.cpp's rule: fixed for a
+ * session, so the KV cache stays consistent; HF switches on the current
+ * sequence length instead, which agrees whenever both are on the same side
+ * of the original length). The sliding window is applied to every layer
+ * when the file sets one > 0, as HF does (llama.cpp currently ignores it for
+ * Phi). */
 #include "model/model.h"
 
 const slm_arch slm_arch_phi3 = {

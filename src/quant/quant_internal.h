@@ -127,8 +127,8 @@ void slm_quantize_q8_1_scalar(const float *x, void *dst, int64_t n);
 #if defined(__x86_64__) || defined(_M_X64)
 void slm_kernels_fill_avx2(slm_kernels *k);
 void slm_kernels_fill_avx512(slm_kernels *k);
-/* the row-interleaved 32-block tiles (gemm32_avx512.c), over fill_avx512's */
-void slm_kernels_fill_gemm32_avx512(slm_kernels *k);
+/* the row-interleaved tiles (gemm_tiles_avx512.c), over fill_avx512's */
+void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k);
 #endif
 #if defined(__aarch64__)
 void slm_kernels_fill_neon(slm_kernels *k);

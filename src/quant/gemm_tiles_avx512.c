@@ -1,0 +1,491 @@
+/* AVX-512 VNNI tiles for the 32-element block types (Q8_0, Q4_0, Q5_0)
+ * against Q8_0 activations: prompt processing's matrix products.
+ *
+ * Layout: the 16 int32 lanes of a vector are 16 weight ROWS. A group of 16
+ * rows is unpacked once per call into that layout, block by block: vector j
+ * of block b holds bytes 4j..4j+3 of each row's 32 (unsigned) weights. One
+ * token's block then costs 8 vpdpbusd, each taking the token's 4 bytes
+ * 4j..4j+3 as a broadcast memory operand straight from its Q8_0 row, and
+ * the int32 lanes end the block holding whole 32-element dot products. Only
+ * then is f32 work done: one convert and one fma per 16 rows x 32 elements,
+ * so the integer units, not the f32 ones, set the pace (the pair layout of
+ * vec_dot_avx512.c needs a convert and two f32 ops per vpdpbusd).
+ *
+ * Weights are made unsigned, u = q + o (o = 128, 8, 16), as vpdpbusd wants
+ * its first operand; sum u x = sum q x + o sum x, and o sum x depends on the
+ * token's block only: it is computed once per call (with the block scales
+ * as f32) and starts each block's int32 sums at -o sum x. The result of a
+ * 16-row group is a contiguous run of out, written with one masked store.
+ *
+ * Results equal the scalar kernel up to f32 summation order. */
+#include "quant/quant_internal.h"
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <string.h>
+
+enum { K_Q8_0, K_Q4_0, K_Q5_0 };
+
+#define KCH 32    /* blocks per packed chunk: 32 x 640 B = 20 KB of stack */
+#define TSUP 64   /* tokens prepared at once */
+#define TT 8      /* tokens per register tile */
+
+typedef struct {
+    __m512i w[KCH][8]; /* [block][step j]: lane r = bytes 4j..4j+3 of row r */
+    __m512 dw[KCH];    /* lane r = row r's block scale */
+} pack16;
+
+/* one token group's block: the tokens' 32 int8 side by side, so that a tile
+ * addresses all of them from one pointer */
+typedef struct {
+    uint8_t q[TT][32];
+    int32_t negc[TT]; /* -o * sum of the token's block */
+    float dx[TT];     /* the token's block scale */
+} xblk;
+
+/* tokens of a TSUP set, [token group][block] */
+static _Thread_local xblk g_xp[TSUP / TT][KCH] __attribute__((aligned(64)));
+
+static inline size_t kind_bytes(int kind) { return kind == K_Q8_0 ? Q8_0_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q5_0_BYTES; }
+static inline int kind_off(int kind) { return kind == K_Q8_0 ? 128 : kind == K_Q4_0 ? 8 : 16; }
+
+/* the 32 weights of the block at wb, unsigned (q + o), in element order */
+static inline __m256i unpack_u(int kind, const uint8_t *wb) {
+    if (kind == K_Q8_0)
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + 2)), _mm256_set1_epi8((char)0x80));
+    const uint8_t *qs = wb + (kind == K_Q4_0 ? 2 : 6);
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i u = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                                 _mm256_set1_epi8(15));
+    if (kind == K_Q5_0) u = _mm256_mask_add_epi8(u, (__mmask32)slm_rd_u32(wb + 2), u, _mm256_set1_epi8(16));
+    return u;
+}
+
+/* 16 rows of 8 dwords -> 8 vectors, lane r of out[j] = dword j of row r.
+ * V[h][a] lane L = dwords 4h..4h+3 of row 4L + a, then a 4 x 4 transpose
+ * inside each 128-bit lane. */
+static inline void transpose16x8(const __m256i R[16], __m512i out[8]) {
+    __m512i V[2][4];
+    for (int a = 0; a < 4; a++) {
+        __m512i y01 = _mm512_inserti64x4(_mm512_castsi256_si512(R[a]), R[4 + a], 1);
+        __m512i y23 = _mm512_inserti64x4(_mm512_castsi256_si512(R[8 + a]), R[12 + a], 1);
+        V[0][a] = _mm512_shuffle_i32x4(y01, y23, _MM_SHUFFLE(2, 0, 2, 0));
+        V[1][a] = _mm512_shuffle_i32x4(y01, y23, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    for (int h = 0; h < 2; h++) {
+        __m512i t0 = _mm512_unpacklo_epi32(V[h][0], V[h][1]), t1 = _mm512_unpackhi_epi32(V[h][0], V[h][1]);
+        __m512i t2 = _mm512_unpacklo_epi32(V[h][2], V[h][3]), t3 = _mm512_unpackhi_epi32(V[h][2], V[h][3]);
+        out[4 * h + 0] = _mm512_unpacklo_epi64(t0, t2);
+        out[4 * h + 1] = _mm512_unpackhi_epi64(t0, t2);
+        out[4 * h + 2] = _mm512_unpacklo_epi64(t1, t3);
+        out[4 * h + 3] = _mm512_unpackhi_epi64(t1, t3);
+    }
+}
+
+/* rows [0, nr) of the group (nr <= 16; the rest zero), blocks [b0, b0 + nb) */
+static void pack_rows(int kind, const uint8_t *w, size_t ws, int nr, int64_t b0, int nb, pack16 *p) {
+    const size_t bb = kind_bytes(kind);
+    for (int b = 0; b < nb; b++) {
+        __m256i R[16];
+        uint16_t d[16];
+        for (int r = 0; r < 16; r++) {
+            if (r < nr) {
+                const uint8_t *wb = w + (size_t)r * ws + (size_t)(b0 + b) * bb;
+                R[r] = unpack_u(kind, wb);
+                d[r] = slm_rd_u16(wb);
+            } else {
+                R[r] = _mm256_setzero_si256();
+                d[r] = 0;
+            }
+        }
+        p->dw[b] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
+        transpose16x8(R, p->w[b]);
+    }
+}
+
+static void prep_tokens(int kind, const uint8_t *x, size_t xs, int nt, int64_t b0, int nb, xblk (*xp)[KCH]) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    const int o = kind_off(kind);
+    for (int t = 0; t < nt; t++)
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *xb = x + (size_t)t * xs + (size_t)(b0 + b) * Q8_0_BYTES;
+            xblk *d = &xp[t / TT][b];
+            __m256i v = _mm256_loadu_si256((const __m256i *)(xb + 2));
+            _mm256_store_si256((__m256i *)d->q[t % TT], v);
+            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, v);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+            d->negc[t % TT] = -o * _mm_cvtsi128_si32(s4);
+            d->dx[t % TT] = _cvtsh_ss(slm_rd_u16(xb));
+        }
+}
+
+/* NT tokens (t0.. of the prepared set) x one packed group of 16 rows */
+static inline __attribute__((always_inline)) void tile(const int NT, const pack16 *p, int nb, const xblk *xg,
+                                                       float *out, size_t os, __mmask16 m, bool first) {
+    __m512 acc[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m512i *W = p->w[b];
+        const __m512 dw = p->dw[b];
+        __m512i is[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) is[t] = _mm512_set1_epi32(xg[b].negc[t]);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i wj = _mm512_load_si512(W + j);
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                is[t] = _mm512_dpbusd_epi32(is[t], wj, _mm512_set1_epi32((int)slm_rd_u32(xg[b].q[t] + 4 * j)));
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dw, _mm512_set1_ps(xg[b].dx[t])), acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        float *o = out + (size_t)t * os;
+        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
+static void gemm32v(int kind, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
+                    int64_t nblk, float *out, size_t os) {
+    pack16 p __attribute__((aligned(64)));
+    for (int ts = 0; ts < ntok; ts += TSUP) {
+        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
+        const uint8_t *xt = x + (size_t)ts * xs;
+        float *ot = out + (size_t)ts * os;
+        for (int64_t b0 = 0; b0 < nblk; b0 += KCH) {
+            const int nb = nblk - b0 < KCH ? (int)(nblk - b0) : KCH;
+            prep_tokens(kind, xt, xs, nts, b0, nb, g_xp);
+            for (int r0 = 0; r0 < nrows; r0 += 16) {
+                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
+                const __mmask16 m = (__mmask16)((1u << nr) - 1);
+                pack_rows(kind, w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                int t = 0;
+                for (; t + TT <= nts; t += TT) tile(TT, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                switch (nts - t) {
+                case 7: tile(7, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile(6, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile(5, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile(4, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile(3, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile(2, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile(1, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                default: break;
+                }
+            }
+        }
+    }
+}
+
+static void gemm_q8_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    gemm32v(K_Q8_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+}
+static void gemm_q4_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    gemm32v(K_Q4_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+}
+static void gemm_q5_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    gemm32v(K_Q5_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+}
+
+/* ---- Q4_K x Q8_K ----
+ *
+ * The same row layout, per 32-element sub-block j of a super-block: 8
+ * vpdpbusd of the nibbles (0..15, unsigned as they are) with the token's
+ * bytes, then one fma scales the int32 sums by d * sc_j (per row, f32).
+ * The min term, -dmin sum_j m_j xs_j with xs_j the token's sum over
+ * sub-block j (from its bsums), comes from 4 vpdpwssd of int16 pairs
+ * (m_2i, m_2i+1) x (xs_2i, xs_2i+1). */
+
+#define KCHK 4 /* super-blocks per packed chunk: 4 x 4.9 KB */
+
+typedef struct {
+    __m512i w[KCHK][8][8]; /* [super-block][sub-block j][step s] */
+    __m512 dsc[KCHK][8];   /* lane r: d * sc_j of row r */
+    __m512i mp[KCHK][4];   /* lane r: int16 pair (m_2i, m_2i+1) of row r */
+    __m512 ndmin[KCHK];    /* lane r: -dmin of row r */
+} packk;
+
+typedef struct {
+    uint8_t q[TT][QK_K];
+    int32_t xsp[TT][4]; /* int16 pairs (xs_2i, xs_2i+1) */
+    int32_t bsp[TT][8]; /* the bsums as int16 pairs (bsum_2i, bsum_2i+1) */
+    float dx[TT];
+} xblkk;
+
+static _Thread_local xblkk g_xk[TSUP / TT][KCHK] __attribute__((aligned(64)));
+
+static void pack_q4k(const uint8_t *w, size_t ws, int nr, int64_t b0, int nb, packk *p) {
+    float dsc[8][16], ndmin[16];
+    int32_t mp[4][16];
+    __m256i R[8][16];
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int b = 0; b < nb; b++) {
+        for (int r = 0; r < 16; r++) {
+            if (r >= nr) {
+                for (int j = 0; j < 8; j++) { R[j][r] = _mm256_setzero_si256(); dsc[j][r] = 0.f; }
+                for (int i = 0; i < 4; i++) mp[i][r] = 0;
+                ndmin[r] = 0.f;
+                continue;
+            }
+            const uint8_t *wb = w + (size_t)r * ws + (size_t)(b0 + b) * Q4_K_BYTES;
+            const float d = _cvtsh_ss(slm_rd_u16(wb));
+            ndmin[r] = -_cvtsh_ss(slm_rd_u16(wb + 2));
+            int sc[8], m[8];
+            for (int j = 0; j < 8; j++) {
+                slm_k4_scale_min(wb + Q4_K_SC, j, &sc[j], &m[j]);
+                dsc[j][r] = d * (float)sc[j];
+            }
+            for (int i = 0; i < 4; i++) {
+                mp[i][r] = (int32_t)((uint32_t)m[2 * i] | (uint32_t)m[2 * i + 1] << 16);
+                __m256i q = _mm256_loadu_si256((const __m256i *)(wb + Q4_K_QS + 32 * i));
+                R[2 * i][r] = _mm256_and_si256(q, m15);
+                R[2 * i + 1][r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m15);
+            }
+        }
+        for (int j = 0; j < 8; j++) {
+            transpose16x8(R[j], p->w[b][j]);
+            p->dsc[b][j] = _mm512_loadu_ps(dsc[j]);
+        }
+        for (int i = 0; i < 4; i++) p->mp[b][i] = _mm512_loadu_si512(mp[i]);
+        p->ndmin[b] = _mm512_loadu_ps(ndmin);
+    }
+}
+
+static void prep_k(const uint8_t *x, size_t xs, int nt, int64_t b0, int nb, xblkk (*xp)[KCHK]) {
+    for (int t = 0; t < nt; t++)
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *xb = x + (size_t)t * xs + (size_t)(b0 + b) * Q8_K_BYTES;
+            xblkk *d = &xp[t / TT][b];
+            memcpy(d->q[t % TT], xb + Q8_K_QS, QK_K);
+            memcpy(d->bsp[t % TT], xb + Q8_K_BSUMS, 32);
+            for (int i = 0; i < 4; i++) {
+                int s0 = slm_rd_i16(xb + Q8_K_BSUMS + 8 * i) + slm_rd_i16(xb + Q8_K_BSUMS + 8 * i + 2);
+                int s1 = slm_rd_i16(xb + Q8_K_BSUMS + 8 * i + 4) + slm_rd_i16(xb + Q8_K_BSUMS + 8 * i + 6);
+                d->xsp[t % TT][i] = (int32_t)(((uint32_t)s0 & 0xffffu) | (uint32_t)s1 << 16);
+            }
+            d->dx[t % TT] = slm_rd_f32(xb);
+        }
+}
+
+static inline __attribute__((always_inline)) void tile_k(const int NT, const packk *p, int nb, const xblkk *xg,
+                                                         float *out, size_t os, __mmask16 m, bool first) {
+    __m512 acc[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 sb[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) sb[t] = _mm512_setzero_ps();
+        for (int j = 0; j < 8; j++) {
+            __m512i is[TT];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) is[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) {
+                const __m512i wv = _mm512_load_si512(&p->w[b][j][s]);
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    is[t] = _mm512_dpbusd_epi32(is[t], wv, _mm512_set1_epi32((int)slm_rd_u32(xg[b].q[t] + 32 * j + 4 * s)));
+            }
+            const __m512 dsc = p->dsc[b][j];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), dsc, sb[t]);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            __m512i mi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) mi = _mm512_dpwssd_epi32(mi, p->mp[b][i], _mm512_set1_epi32(xg[b].xsp[t][i]));
+            sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), p->ndmin[b], sb[t]);
+            acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(xg[b].dx[t]), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        float *o = out + (size_t)t * os;
+        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
+static void gemm_q4_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    const uint8_t *w = rows, *x = xq;
+    const int64_t nsb = n / QK_K;
+    packk p __attribute__((aligned(64)));
+    for (int ts = 0; ts < ntok; ts += TSUP) {
+        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
+        const uint8_t *xt = x + (size_t)ts * xs;
+        float *ot = out + (size_t)ts * os;
+        for (int64_t b0 = 0; b0 < nsb; b0 += KCHK) {
+            const int nb = nsb - b0 < KCHK ? (int)(nsb - b0) : KCHK;
+            prep_k(xt, xs, nts, b0, nb, g_xk);
+            for (int r0 = 0; r0 < nrows; r0 += 16) {
+                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
+                const __mmask16 m = (__mmask16)((1u << nr) - 1);
+                pack_q4k(w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                int t = 0;
+                for (; t + TT <= nts; t += TT) tile_k(TT, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                switch (nts - t) {
+                case 7: tile_k(7, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile_k(6, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile_k(5, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile_k(4, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile_k(3, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile_k(2, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile_k(1, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                default: break;
+                }
+            }
+        }
+    }
+}
+
+/* ---- Q6_K x Q8_K ----
+ *
+ * Per 32-element group G of a super-block (sub-blocks 2G and 2G+1 of 16):
+ * 8 vpdpbusd of the 6-bit values u = q + 32 (unsigned), the first 4 and
+ * the last 4 into separate sums, each scaled by d * sc (f32, per row). The
+ * -32 offset, -32 d sum_i sc_i bsum_i, comes from 8 vpdpwssd of int16 pairs
+ * (sc_2i, sc_2i+1) x (bsum_2i, bsum_2i+1). */
+
+typedef struct {
+    __m512i w[KCHK][8][8]; /* [super-block][group G][step s] */
+    __m512 dsc[KCHK][16];  /* lane r: d * sc_i of row r */
+    __m512i scp[KCHK][8];  /* lane r: int16 pair (sc_2i, sc_2i+1) of row r */
+    __m512 nd32[KCHK];     /* lane r: -32 d of row r */
+} pack6;
+
+static void pack_q6k(const uint8_t *w, size_t ws, int nr, int64_t b0, int nb, pack6 *p) {
+    float dsc[16][16], nd32[16];
+    int32_t scp[8][16];
+    __m256i R[8][16];
+    const __m256i m15 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    for (int b = 0; b < nb; b++) {
+        for (int r = 0; r < 16; r++) {
+            if (r >= nr) {
+                for (int g = 0; g < 8; g++) { R[g][r] = _mm256_setzero_si256(); scp[g][r] = 0; }
+                for (int i = 0; i < 16; i++) dsc[i][r] = 0.f;
+                nd32[r] = 0.f;
+                continue;
+            }
+            const uint8_t *wb = w + (size_t)r * ws + (size_t)(b0 + b) * Q6_K_BYTES;
+            const float d = _cvtsh_ss(slm_rd_u16(wb + Q6_K_D));
+            const int8_t *sc = (const int8_t *)(wb + Q6_K_SC);
+            nd32[r] = -32.f * d;
+            for (int i = 0; i < 16; i++) dsc[i][r] = d * (float)sc[i];
+            for (int i = 0; i < 8; i++)
+                scp[i][r] = (int32_t)(((uint32_t)(int32_t)sc[2 * i] & 0xffffu) | (uint32_t)(int32_t)sc[2 * i + 1] << 16);
+            for (int h = 0; h < 2; h++) {
+                __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h));
+                __m256i ql1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32));
+                __m256i qh = _mm256_loadu_si256((const __m256i *)(wb + Q6_K_QH + 32 * h));
+                R[4 * h + 0][r] = _mm256_or_si256(_mm256_and_si256(ql0, m15), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+                R[4 * h + 1][r] = _mm256_or_si256(_mm256_and_si256(ql1, m15), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+                R[4 * h + 2][r] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m15), _mm256_and_si256(qh, m30));
+                R[4 * h + 3][r] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m15),
+                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            }
+        }
+        for (int g = 0; g < 8; g++) {
+            transpose16x8(R[g], p->w[b][g]);
+            p->scp[b][g] = _mm512_loadu_si512(scp[g]);
+        }
+        for (int i = 0; i < 16; i++) p->dsc[b][i] = _mm512_loadu_ps(dsc[i]);
+        p->nd32[b] = _mm512_loadu_ps(nd32);
+    }
+}
+
+static inline __attribute__((always_inline)) void tile_6(const int NT, const pack6 *p, int nb, const xblkk *xg,
+                                                         float *out, size_t os, __mmask16 m, bool first) {
+    __m512 acc[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 sb[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            __m512i ci = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) ci = _mm512_dpwssd_epi32(ci, p->scp[b][i], _mm512_set1_epi32(xg[b].bsp[t][i]));
+            sb[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(ci), p->nd32[b]);
+        }
+        for (int g = 0; g < 8; g++) {
+#pragma GCC unroll 2
+            for (int half = 0; half < 2; half++) {
+                __m512i is[TT];
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++) is[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int s = 4 * half; s < 4 * half + 4; s++) {
+                    const __m512i wv = _mm512_load_si512(&p->w[b][g][s]);
+#pragma GCC unroll 8
+                    for (int t = 0; t < NT; t++)
+                        is[t] = _mm512_dpbusd_epi32(is[t], wv, _mm512_set1_epi32((int)slm_rd_u32(xg[b].q[t] + 32 * g + 4 * s)));
+                }
+                const __m512 dsc = p->dsc[b][2 * g + half];
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++) sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), dsc, sb[t]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(xg[b].dx[t]), acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        float *o = out + (size_t)t * os;
+        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
+static void gemm_q6_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
+                      float *out, size_t os) {
+    const uint8_t *w = rows, *x = xq;
+    const int64_t nsb = n / QK_K;
+    pack6 p __attribute__((aligned(64)));
+    for (int ts = 0; ts < ntok; ts += TSUP) {
+        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
+        const uint8_t *xt = x + (size_t)ts * xs;
+        float *ot = out + (size_t)ts * os;
+        for (int64_t b0 = 0; b0 < nsb; b0 += KCHK) {
+            const int nb = nsb - b0 < KCHK ? (int)(nsb - b0) : KCHK;
+            prep_k(xt, xs, nts, b0, nb, g_xk);
+            for (int r0 = 0; r0 < nrows; r0 += 16) {
+                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
+                const __mmask16 m = (__mmask16)((1u << nr) - 1);
+                pack_q6k(w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                int t = 0;
+                for (; t + TT <= nts; t += TT) tile_6(TT, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                switch (nts - t) {
+                case 7: tile_6(7, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile_6(6, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile_6(5, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile_6(4, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile_6(3, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile_6(2, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile_6(1, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                default: break;
+                }
+            }
+        }
+    }
+}
+
+void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k) {
+    k->gemm[SLM_T_Q8_0] = gemm_q8_0;
+    k->gemm[SLM_T_Q4_0] = gemm_q4_0;
+    k->gemm[SLM_T_Q5_0] = gemm_q5_0;
+    k->gemm[SLM_T_Q4_K] = gemm_q4_k;
+    k->gemm[SLM_T_Q6_K] = gemm_q6_k;
+}
