@@ -65,7 +65,9 @@ bool slm_token_is_eog(const slm_model *model, slm_token tok);
 
 /* Encodes UTF-8 text. With parse_special, control tokens written in the text
  * (such as "<start_of_turn>") become their ids; otherwise they are plain text.
- * Invalid UTF-8 is an SLM_ERR_INVALID_ARG. On success *out is malloc'd (free
+ * With add_bos the BOS token comes first where the model's vocabulary asks for
+ * one (tokenizer.ggml.add_bos_token; Gemma and Llama 3 do, Qwen2 and SmolLM2
+ * do not). Invalid UTF-8 is an SLM_ERR_INVALID_ARG. On success *out is malloc'd (free
  * it with free()) and holds *n_out tokens. */
 slm_status slm_tokenize(const slm_model *model, const char *text, size_t len,
                         bool add_bos, bool parse_special,

@@ -54,7 +54,7 @@ SIZE = {}
 
 def base_cfg(**kw):
     d = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
              bos_token_id=1, eos_token_id=2, pad_token_id=None)
     d.update(kw)
     d.update(SIZE)
@@ -81,7 +81,7 @@ def families():
                                         rope_parameters=dict(rope_type="default", rope_theta=1000000.0)))),
         dict(name="phi3", arch="phi3", cls=Phi3ForCausalLM, permute=False,
              cfg=Phi3Config(**base_cfg(rms_norm_eps=1e-5, tie_word_embeddings=False, rope_parameters=phi_rope,
-                                       sliding_window=None, max_position_embeddings=128,
+                                       sliding_window=None, max_position_embeddings=256,
                                        original_max_position_embeddings=32, pad_token_id=0))),
         dict(name="mistral", arch="mistral", cls=MistralForCausalLM, permute=True,
              cfg=MistralConfig(**base_cfg(rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=16,
@@ -265,16 +265,16 @@ def main():
         randomize(model, 1000 + fi)
         rng = np.random.default_rng(2000 + fi)
         ctx = cfg.max_position_embeddings
-        # (n_ctx for slm, token ids): positions past the 64-token chunk and,
+        # (n_ctx for slm, token ids): a sequence longer than a forward chunk (SLM_UBATCH = 128) and,
         # for mistral, far past the window
         seqs = [(ctx, [1] + list(rng.integers(3, VOCAB, 6))), (ctx, [1] + list(rng.integers(3, VOCAB, 39))),
-                (ctx, [1] + list(rng.integers(3, VOCAB, 99)))]
+                (ctx, [1] + list(rng.integers(3, VOCAB, 199)))]
         notes = []
         if fam["name"] == "phi3":
             orig = cfg.rope_parameters["original_max_position_embeddings"]
             # short factors: the sequence and slm's context stay within the original length
             seqs = [(orig, [1] + list(rng.integers(3, VOCAB, 6))), (orig, [1] + list(rng.integers(3, VOCAB, 29))),
-                    (ctx, [1] + list(rng.integers(3, VOCAB, 99)))]
+                    (ctx, [1] + list(rng.integers(3, VOCAB, 199)))]
         variants = [("f16", model)]
         qmodel = fam["cls"](cfg).eval()
         qmodel.load_state_dict(q8_roundtrip(model))
@@ -306,7 +306,7 @@ def main():
         if fam["name"] == "phi3":
             rp = dict(cfg.rope_parameters)
             effect(dict(rope_parameters={**rp, "long_factor": rp["short_factor"]}),
-                   "using the short factors on the 100-token sequence")
+                   "using the short factors on the 200-token sequence")
             effect(dict(rope_parameters={**rp, "attention_factor": 1.0}), "dropping the attention factor")
         if cfg.tie_word_embeddings:
             assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
@@ -341,7 +341,7 @@ def main():
             for si, (nctx, ids) in enumerate(seqs):
                 lg = logits_of(vm, [int(x) for x in ids])
                 n = len(ids)
-                pos = list(range(n)) if n <= 40 else sorted(set(range(0, n, 3)) | set(range(n - 10, n)))
+                pos = list(range(n)) if n <= 40 else sorted(set(range(0, n, 4)) | set(range(n - 10, n)))
                 for p in pos:
                     c("row %s %d %d %s" % (vname, si, p, " ".join("%.6f" % x for x in lg[p].tolist())))
             log("%s %s: %d bytes" % (fam["name"], vname, os.path.getsize(os.path.join(OUT, fname))))

@@ -286,10 +286,10 @@ def main():
             if sum(lens) != len(text.encode()):
                 sys.exit(f"{pre}: HF pieces of {text!r} do not cover it")
             split_lines.append(f"{pre}\t{text.encode().hex()}\t{','.join(map(str, lens))}")
-        # BOS: SmolLM2's file says add_bos_token = false; asked for, it is the
-        # file's bos_token_id in front of the same ids
-        bos = int(reader.fields["tokenizer.ggml.bos_token_id"].parts[-1][0])
-        ids = [bos] + encode_hf_tokenizers(tk, "Hi", 1)
+        # BOS asked for: SmolLM2's file says add_bos_token = false, so none
+        # (llama.cpp's add_special; test_bpe checks the other way round)
+        assert not reader.fields["tokenizer.ggml.add_bos_token"].parts[-1][0]
+        ids = encode_hf_tokenizers(tk, "Hi", 1)
         lines.append(f"smollm2\t{pre}\t{'Hi'.encode().hex()}\t11\t{' '.join(map(str, ids))}")
         n += 1
 

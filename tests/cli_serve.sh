@@ -37,6 +37,26 @@ wait_port() {  # name
     return 1
 }
 
+# bad command lines: a message and exit 2 (usage) or 1 (a file), no server
+bad=0
+expect() {  # want_rc pattern -- args...
+    local want=$1 pat=$2; shift 3
+    "$BIN" serve "$@" >"$tmp/out" 2>&1 </dev/null; local rc=$?
+    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/out"; then
+        echo "FAIL: slm serve $* -> rc $rc (want $want):"; head -3 "$tmp/out"; bad=1
+    fi
+}
+expect 0 "usage: slm serve" -- --help
+expect 2 "unknown option '--bogus'" -- --bogus 1
+expect 2 "--port expects an integer" -- --port 99999
+expect 2 "--slots expects an integer" -- --slots 0
+expect 2 "missing value" -- --port
+expect 1 "cannot open --api-key-file" -- --api-key-file "$tmp/none"
+: > "$tmp/empty"
+expect 1 "holds no key" -- --api-key-file "$tmp/empty"
+expect 1 "not an IPv4 or IPv6 address" -- -m "$MODEL" --host localhost. --port 0
+[ $bad -eq 0 ] && echo "ok: bad command lines are refused"
+
 printf '  s3cret-key \n' > "$tmp/key"
 start main --slots 4 -c 512 -t 2 --max-body 65536 --max-tokens 256 --idle-timeout 5
 start small --slots 1 --queue 1 -c 256 -t 1 --api-key-file "$tmp/key" --timeout 3
@@ -45,6 +65,7 @@ small_port=$(wait_port small) || exit 1
 
 "$PY" "$HERE/serve_client_test.py" "$main_port" "$small_port" "s3cret-key"
 rc=$?
+[ $bad -eq 0 ] || rc=1
 
 # graceful shutdown: SIGTERM ends the process with status 0 and a message
 main_pid=$(cat "$tmp/main.pid")

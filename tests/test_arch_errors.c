@@ -108,6 +108,15 @@ int main(void) {
         }
     }
     if (!load("llama_f16.gguf")) {
+        size_t at = find("llama.block_count");
+        CHECK(at != (size_t)-1);
+        if (at != (size_t)-1) {
+            uint32_t many = 1000;   /* would size the layer table; the file has 2 blocks */
+            memcpy(buf + at + strlen("llama.block_count") + 4, &many, 4);
+            expect_fail("block count beyond the tensors", "block_count 1000 exceeds the");
+        }
+    }
+    if (!load("llama_f16.gguf")) {
         set_dim("rope_freqs.weight", 0, 4);
         expect_fail("rope_freqs of the wrong length", "tensor 'rope_freqs.weight' has shape [4");
     }

@@ -54,8 +54,8 @@ static int V;
 static slm_token *toks[K];
 static size_t nt[K];
 
-/* Runs the K prompts through separate sessions and through one batch (two
- * rounds, the second after truncating every sequence); returns the worst
+/* Runs the K prompts through separate sessions and through one batch
+ * (`rounds` times, each after truncating every sequence); returns the worst
  * relative difference. `tol` bounds each step's difference; with `margin`
  * the batch's argmax must equal the session's wherever the session's top-two
  * margin exceeds it. */

@@ -222,7 +222,7 @@ static void run_cases(variant *vs, int n_vs, const slm_tokenizer *qwen, int *n_r
         }
         /* byte-level: decoding gives the input back (control tokens as their
          * text when special), less the bytes that have no piece */
-        size_t skip = add_bos && n ? 1 : 0, wn = 0;
+        size_t skip = add_bos && tok_add_bos(t) && tok_bos(t) >= 0 && n ? 1 : 0, wn = 0;
         char *dec, *kept = malloc(len + 1);
         for (size_t i = 0; i < len; i++)
             if (byte_has_piece(t, (unsigned char)text[i])) kept[wn++] = text[i];
@@ -345,6 +345,23 @@ static void test_details(const slm_tokenizer *smol, const slm_tokenizer *qwen) {
             tok_free(g);
         }
         tok_free(d);
+    }
+
+    /* BOS: without tokenizer.ggml.add_bos_token, llama-bpe (Llama 3) wants
+     * one and smollm does not; add_bos=false never adds it */
+    for (int k = 0; k < 2; k++) {
+        slm_tokenizer *b;
+        CHECK(load_variant(k ? "smollm" : "llama-bpe", NULL, -1, "tokenizer.ggml.add_bos_token", &b) == SLM_OK);
+        if (!b) continue;
+        int32_t *v;
+        size_t nv;
+        CHECK(tok_add_bos(b) == !k);
+        CHECK(tok_encode(b, "Hi", 2, true, false, &v, &nv) == SLM_OK && nv >= 1);
+        if (nv) CHECK((v[0] == tok_bos(b)) == !k);
+        free(v);
+        CHECK(tok_encode(b, "Hi", 2, false, false, &v, &nv) == SLM_OK && nv >= 1 && v[0] != tok_bos(b));
+        free(v);
+        tok_free(b);
     }
 
     /* tokens: control ones only with `special`; invalid UTF-8 */

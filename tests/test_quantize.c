@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "quant/quant.h"
+#include "quant/imatrix.h"
 #include "quant/quantize.h"
 #include "testlib.h"
 
@@ -346,6 +347,37 @@ static void test_grid_exact(void) {
     }
 }
 
+/* Importance matrices written by the gguf package in llama.cpp's layout
+ * (the fuzz seeds): in_sum2 = 1, 2, 3, ... and counts = 4 per matrix. */
+static void test_imatrix_files(void) {
+    slm_imatrix *im = NULL;
+    CHECK(slm_imatrix_load("tests/fuzz/corpus/imatrix/small.gguf", &im) == SLM_OK);
+    if (im) {
+        int64_t nc = 0, nm = 0;
+        CHECK(slm_imatrix_n_entries(im) == 2);
+        CHECK(slm_imatrix_dataset(im) && strcmp(slm_imatrix_dataset(im), "seed.txt") == 0);
+        CHECK(slm_imatrix_chunk_count(im) == 1);
+        const float *v = slm_imatrix_find(im, "blk.0.attn_q.weight", &nc, &nm);
+        CHECK(v && nc == 8 && nm == 1 && v[0] == 0.25f && v[7] == 2.0f);
+        v = slm_imatrix_find(im, "blk.0.ffn_down.weight", &nc, &nm);
+        CHECK(v && nc == 4 && nm == 1 && v[3] == 1.0f);
+        CHECK(slm_imatrix_find(im, "blk.0.attn_k.weight", &nc, &nm) == NULL);
+        slm_imatrix_free(im);
+    }
+    CHECK(slm_imatrix_load("tests/fuzz/corpus/imatrix/experts.gguf", &im) == SLM_OK);
+    if (im) {
+        int64_t nc = 0, nm = 0;
+        const float *v = slm_imatrix_find(im, "blk.0.ffn_up_exps.weight", &nc, &nm);
+        CHECK(v && nc == 4 && nm == 3 && v[4] == 1.25f && v[11] == 3.0f);
+        slm_imatrix_free(im);
+    }
+    /* a model file is not an importance matrix */
+    CHECK(slm_imatrix_load("tests/fixtures/gguf/all_types.gguf", &im) != SLM_OK && im == NULL);
+    CHECK(strstr(slm_last_error(), "unexpected tensor") != NULL);
+    CHECK(slm_imatrix_load("tests/fixtures/quantize/no-such.gguf", &im) == SLM_ERR_IO);
+    CHECK(strstr(slm_last_error(), "imatrix: ") == slm_last_error());
+}
+
 static void test_bad_args(void) {
     float x[64] = {0};
     uint8_t q[256];
@@ -369,6 +401,7 @@ int main(void) {
     test_vs_gguf();
     test_mixes();
     test_grid_exact();
+    test_imatrix_files();
     test_bad_args();
     return test_finish();
 }

@@ -278,6 +278,11 @@ slm_status slm_model_bind(struct slm_model *m) {
         m->output = m->tok_embd;  /* tied head */
     }
     if ((st = bind_rope_factors(m))) return st;
+    /* every layer has tensors: a block count beyond the tensor table is
+     * refused before it sizes an allocation */
+    if ((uint64_t)c->n_layer > f->n_tensors)
+        return slm_fail(SLM_ERR_FORMAT, "block_count %d exceeds the %llu tensors in the file", c->n_layer,
+                        (unsigned long long)f->n_tensors);
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return slm_fail(SLM_ERR_NOMEM, "out of memory");
     for (int il = 0; il < c->n_layer; il++)

@@ -92,9 +92,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int hd = c->head_dim, hdv = c->head_dim_v, group = c->n_head / c->n_head_kv;
     size_t kv_row = (size_t)c->n_head_kv * hd, vv_row = (size_t)c->n_head_kv * hdv;
     float *sc = f->scores + (size_t)ith * group * f->n_ctx;
-    long lo, hi;
-    slm_split_range((long)j->n * c->n_head_kv, ith, nth, &lo, &hi);
-    for (long w = lo; w < hi; w++) {
+    /* interleaved: a causal row's cost grows with its position */
+    for (long w = ith; w < (long)j->n * c->n_head_kv; w += nth) {
         int t = (int)(w / c->n_head_kv), kvh = (int)(w % c->n_head_kv);
         const slm_fwd *seq = j->rows[t].seq;
         const float *kc = seq->k_cache + (size_t)j->il * seq->n_ctx * kv_row;

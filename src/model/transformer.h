@@ -6,7 +6,7 @@
 #include "model/model.h"
 
 /* Tokens processed per forward chunk; scratch is sized for this many. */
-#define SLM_UBATCH 64
+#define SLM_UBATCH 128
 
 /* One row of a forward chunk: the sequence whose KV cache it reads and
  * extends, and its position there. */

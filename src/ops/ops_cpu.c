@@ -26,7 +26,7 @@ typedef struct {
  * once for several tokens), so a weight row is fetched from memory once per
  * call whatever the batch. */
 #ifndef MATMUL_TILE_ROWS
-#define MATMUL_TILE_ROWS 64
+#define MATMUL_TILE_ROWS 256
 #endif
 
 static void matmul_worker(void *ctx, int ith, int nth) {
@@ -47,11 +47,30 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     }
 }
 
+typedef struct {
+    uint32_t vt;
+    const float *x;
+    int64_t cols;
+    int n_tok;
+    uint8_t *xq;
+    size_t stride;
+} quant_job;
+
+static void quant_worker(void *ctx, int ith, int nth) {
+    const quant_job *j = ctx;
+    long lo, hi;
+    slm_split_range(j->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        slm_quantize_act(j->vt, j->x + (size_t)t * j->cols, j->xq + (size_t)t * j->stride, j->cols);
+}
+
 void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch) {
     uint32_t vt = slm_vec_type(w->type);
     size_t stride = slm_row_bytes(vt, w->cols);
-    for (int t = 0; t < n_tok; t++)
-        slm_quantize_act(vt, x + (size_t)t * w->cols, (uint8_t *)scratch + (size_t)t * stride, w->cols);
+    quant_job qj = { vt, x, w->cols, n_tok, scratch, stride };
+    /* a prompt's activations are quantized by all workers; one token's is not worth a dispatch */
+    if (n_tok >= 16 && slm_pool_size(pool) > 1) slm_pool_run(pool, quant_worker, &qj);
+    else quant_worker(&qj, 0, 1);
     matmul_job j = { w, scratch, stride, n_tok, y };
     slm_pool_run(pool, matmul_worker, &j);
 }
@@ -81,17 +100,12 @@ void op_matmul_precise(slm_pool *pool, const slm_mat *w, const float *x, int n_t
     slm_pool_run(pool, precise_worker, &j);
 }
 
-void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    /* 8 partial sums in double: vectorizes without reordering one long sum */
-    double acc[8] = { 0 }, ss = 0;
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
-    for (; i < n; i++) ss += (double)x[i] * x[i];
-    for (int k = 0; k < 8; k++) ss += acc[k];
+static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    if (w) for (i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
-    else for (i = 0; i < n; i++) out[i] = x[i] * scale;
+    if (w) for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    else for (int i = 0; i < n; i++) out[i] = x[i] * scale;
 }
 
 void op_rope_table(float *cos_out, float *sin_out, int n_rot, int pos, float base) {
@@ -130,10 +144,12 @@ void op_rope_norm(float *x, const float *cosv, const float *sinv, int n_rot) {
 
 typedef void (*axpy_fn)(float *, float, const float *, int);
 typedef void (*gate_fn)(float *, const float *, int);
+typedef void (*norm_fn)(float *, const float *, const float *, int, float);
 static void axpy_scalar(float *y, float a, const float *x, int n);
 static void gelu_scalar(float *x, const float *up, int n);
 static axpy_fn axpy_impl = axpy_scalar;
 static gate_fn gelu_impl = gelu_scalar;
+static norm_fn rmsnorm_impl = rmsnorm_scalar;
 
 /* Chosen at load, before any thread exists. */
 __attribute__((constructor)) static void ops_pick_isa(void) {
@@ -142,11 +158,13 @@ __attribute__((constructor)) static void ops_pick_isa(void) {
     if (__builtin_cpu_supports("avx512f")) {
         axpy_impl = op_axpy_f32_avx512;
         gelu_impl = op_gelu_tanh_mul_avx512;
+        rmsnorm_impl = op_rmsnorm_avx512;
     }
 #endif
 }
 
 void op_gelu_tanh_mul(float *x, const float *up, int n) { gelu_impl(x, up, n); }
+void op_rmsnorm(float *out, const float *x, const float *w, int n, float eps) { rmsnorm_impl(out, x, w, n, eps); }
 void op_axpy_f32(float *y, float a, const float *x, int n) { axpy_impl(y, a, x, n); }
 
 static void gelu_scalar(float *x, const float *up, int n) {

@@ -21,13 +21,15 @@
 #include "quant/quant_internal.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { K_Q8_0, K_Q4_0, K_Q5_0 };
 
 #define KCH 32    /* blocks per packed chunk: 32 x 640 B = 20 KB of stack */
-#define TSUP 64   /* tokens prepared at once */
+#define TSUP 128  /* tokens prepared at once */
 #define TT 8      /* tokens per register tile */
 
 typedef struct {
@@ -43,8 +45,6 @@ typedef struct {
     float dx[TT];     /* the token's block scale */
 } xblk;
 
-/* tokens of a TSUP set, [token group][block] */
-static _Thread_local xblk g_xp[TSUP / TT][KCH] __attribute__((aligned(64)));
 
 static inline size_t kind_bytes(int kind) { return kind == K_Q8_0 ? Q8_0_BYTES : kind == K_Q4_0 ? Q4_0_BYTES : Q5_0_BYTES; }
 static inline int kind_off(int kind) { return kind == K_Q8_0 ? 128 : kind == K_Q4_0 ? 8 : 16; }
@@ -153,9 +153,42 @@ static inline __attribute__((always_inline)) void tile(const int NT, const pack1
     }
 }
 
+/* Per-thread scratch, allocated on a thread's first prompt tile and freed
+ * when the thread ends: the packed 16-row group (~20 KB) and the prepared
+ * tokens of a TSUP set (~160 KB), too large for the stacks of callers'
+ * threads or for static TLS. NULL if out of memory (callers then fall back
+ * to the single-row kernels). */
+#define SCRATCH_PACK 24576
+#define SCRATCH_X 167936
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static bool g_scratch_ok;
+static void scratch_key_init(void) { g_scratch_ok = pthread_key_create(&g_scratch_key, free) == 0; }
+static uint8_t *tile_scratch(void) {
+    pthread_once(&g_scratch_once, scratch_key_init);
+    if (!g_scratch_ok) return NULL;
+    uint8_t *p = pthread_getspecific(g_scratch_key);
+    if (!p) {
+        p = aligned_alloc(64, SCRATCH_PACK + SCRATCH_X);
+        if (p && pthread_setspecific(g_scratch_key, p) != 0) {
+            free(p);
+            p = NULL;
+        }
+    }
+    return p;
+}
+
 static void gemm32v(int kind, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
                     int64_t nblk, float *out, size_t os) {
-    pack16 p __attribute__((aligned(64)));
+    uint8_t *scr = tile_scratch();
+    if (!scr) {
+        const uint32_t type = kind == K_Q8_0 ? SLM_T_Q8_0 : kind == K_Q4_0 ? SLM_T_Q4_0 : SLM_T_Q5_0;
+        for (int t = 0; t < ntok; t++)
+            slm_vec_dot_rows(type, w, ws, nrows, x + (size_t)t * xs, nblk * QK, out + (size_t)t * os);
+        return;
+    }
+    pack16 *p = (pack16 *)scr;
+    xblk (*g_xp)[KCH] = (xblk (*)[KCH])(scr + SCRATCH_PACK);
     for (int ts = 0; ts < ntok; ts += TSUP) {
         const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
         const uint8_t *xt = x + (size_t)ts * xs;
@@ -166,17 +199,17 @@ static void gemm32v(int kind, const uint8_t *w, size_t ws, int nrows, const uint
             for (int r0 = 0; r0 < nrows; r0 += 16) {
                 const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
                 const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_rows(kind, w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                pack_rows(kind, w + (size_t)r0 * ws, ws, nr, b0, nb, p);
                 int t = 0;
-                for (; t + TT <= nts; t += TT) tile(TT, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                for (; t + TT <= nts; t += TT) tile(TT, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
                 switch (nts - t) {
-                case 7: tile(7, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile(6, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile(5, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile(4, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile(3, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile(2, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile(1, &p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 7: tile(7, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile(6, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile(5, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile(4, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile(3, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile(2, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile(1, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
                 default: break;
                 }
             }
@@ -207,6 +240,9 @@ static void gemm_q5_0(const void *rows, size_t stride, int nrows, const void *xq
  * (m_2i, m_2i+1) x (xs_2i, xs_2i+1). */
 
 #define KCHK 4 /* super-blocks per packed chunk: 4 x 4.9 KB */
+/* Below this many tokens, unpacking a 16-row group costs more than the
+ * single-row kernels once per token (the scale decoding is per row). */
+#define K_MIN_TOK 4
 
 typedef struct {
     __m512i w[KCHK][8][8]; /* [super-block][sub-block j][step s] */
@@ -222,41 +258,53 @@ typedef struct {
     float dx[TT];
 } xblkk;
 
-static _Thread_local xblkk g_xk[TSUP / TT][KCHK] __attribute__((aligned(64)));
 
 static void pack_q4k(const uint8_t *w, size_t ws, int nr, int64_t b0, int nb, packk *p) {
-    float dsc[8][16], ndmin[16];
-    int32_t mp[4][16];
+    uint64_t sc64[16], m64[16]; /* the 8 six-bit scales / mins of each row, one per byte */
+    float dv[16], ndmin[16];
     __m256i R[8][16];
     const __m256i m15 = _mm256_set1_epi8(15);
+    const __m512i ff = _mm512_set1_epi64(0xff);
     for (int b = 0; b < nb; b++) {
         for (int r = 0; r < 16; r++) {
             if (r >= nr) {
-                for (int j = 0; j < 8; j++) { R[j][r] = _mm256_setzero_si256(); dsc[j][r] = 0.f; }
-                for (int i = 0; i < 4; i++) mp[i][r] = 0;
-                ndmin[r] = 0.f;
+                for (int j = 0; j < 8; j++) R[j][r] = _mm256_setzero_si256();
+                sc64[r] = m64[r] = 0;
+                dv[r] = ndmin[r] = 0.f;
                 continue;
             }
             const uint8_t *wb = w + (size_t)r * ws + (size_t)(b0 + b) * Q4_K_BYTES;
-            const float d = _cvtsh_ss(slm_rd_u16(wb));
+            dv[r] = _cvtsh_ss(slm_rd_u16(wb));
             ndmin[r] = -_cvtsh_ss(slm_rd_u16(wb + 2));
-            int sc[8], m[8];
-            for (int j = 0; j < 8; j++) {
-                slm_k4_scale_min(wb + Q4_K_SC, j, &sc[j], &m[j]);
-                dsc[j][r] = d * (float)sc[j];
-            }
+            /* slm_k4_scale_min for all 8 sub-blocks at once */
+            const uint32_t u0 = slm_rd_u32(wb + Q4_K_SC), u1 = slm_rd_u32(wb + Q4_K_SC + 4), u2 = slm_rd_u32(wb + Q4_K_SC + 8);
+            sc64[r] = (uint64_t)(u0 & 0x3f3f3f3fu) | (uint64_t)((u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u)) << 32;
+            m64[r] = (uint64_t)(u1 & 0x3f3f3f3fu) | (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)) << 32;
             for (int i = 0; i < 4; i++) {
-                mp[i][r] = (int32_t)((uint32_t)m[2 * i] | (uint32_t)m[2 * i + 1] << 16);
                 __m256i q = _mm256_loadu_si256((const __m256i *)(wb + Q4_K_QS + 32 * i));
                 R[2 * i][r] = _mm256_and_si256(q, m15);
                 R[2 * i + 1][r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m15);
             }
         }
+        const __m512i S0 = _mm512_loadu_si512(sc64), S1 = _mm512_loadu_si512(sc64 + 8);
+        const __m512i M0 = _mm512_loadu_si512(m64), M1 = _mm512_loadu_si512(m64 + 8);
+        const __m512 D = _mm512_loadu_ps(dv);
         for (int j = 0; j < 8; j++) {
             transpose16x8(R[j], p->w[b][j]);
-            p->dsc[b][j] = _mm512_loadu_ps(dsc[j]);
+            const __m512i sh = _mm512_set1_epi64(8 * j);
+            __m512i sj = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_and_si512(_mm512_srlv_epi64(S0, sh), ff))),
+                                            _mm512_cvtepi64_epi32(_mm512_and_si512(_mm512_srlv_epi64(S1, sh), ff)), 1);
+            p->dsc[b][j] = _mm512_mul_ps(_mm512_cvtepi32_ps(sj), D);
         }
-        for (int i = 0; i < 4; i++) p->mp[b][i] = _mm512_loadu_si512(mp[i]);
+        for (int i = 0; i < 4; i++) {
+            const __m512i sh = _mm512_set1_epi64(16 * i), sh8 = _mm512_set1_epi64(16 * i + 8);
+            /* (m_2i, m_2i+1) -> int16 pair: m_2i | m_2i+1 << 16 */
+            __m512i v0 = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi64(M0, sh), ff),
+                                         _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(M0, sh8), ff), 16));
+            __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi64(M1, sh), ff),
+                                         _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(M1, sh8), ff), 16));
+            p->mp[b][i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(v0)), _mm512_cvtepi64_epi32(v1), 1);
+        }
         p->ndmin[b] = _mm512_loadu_ps(ndmin);
     }
 }
@@ -321,8 +369,14 @@ static inline __attribute__((always_inline)) void tile_k(const int NT, const pac
 static void gemm_q4_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
                       float *out, size_t os) {
     const uint8_t *w = rows, *x = xq;
+    uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
+    if (!scr) {
+        for (int t = 0; t < ntok; t++) slm_vec_dot_rows(SLM_T_Q4_K, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
+        return;
+    }
     const int64_t nsb = n / QK_K;
-    packk p __attribute__((aligned(64)));
+    packk *p = (packk *)scr;
+    xblkk (*g_xk)[KCHK] = (xblkk (*)[KCHK])(scr + SCRATCH_PACK);
     for (int ts = 0; ts < ntok; ts += TSUP) {
         const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
         const uint8_t *xt = x + (size_t)ts * xs;
@@ -333,17 +387,17 @@ static void gemm_q4_k(const void *rows, size_t ws, int nrows, const void *xq, si
             for (int r0 = 0; r0 < nrows; r0 += 16) {
                 const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
                 const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_q4k(w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                pack_q4k(w + (size_t)r0 * ws, ws, nr, b0, nb, p);
                 int t = 0;
-                for (; t + TT <= nts; t += TT) tile_k(TT, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                for (; t + TT <= nts; t += TT) tile_k(TT, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
                 switch (nts - t) {
-                case 7: tile_k(7, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile_k(6, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile_k(5, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile_k(4, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile_k(3, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile_k(2, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile_k(1, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 7: tile_k(7, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile_k(6, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile_k(5, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile_k(4, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile_k(3, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile_k(2, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile_k(1, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
                 default: break;
                 }
             }
@@ -452,8 +506,14 @@ static inline __attribute__((always_inline)) void tile_6(const int NT, const pac
 static void gemm_q6_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
                       float *out, size_t os) {
     const uint8_t *w = rows, *x = xq;
+    uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
+    if (!scr) {
+        for (int t = 0; t < ntok; t++) slm_vec_dot_rows(SLM_T_Q6_K, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
+        return;
+    }
     const int64_t nsb = n / QK_K;
-    pack6 p __attribute__((aligned(64)));
+    pack6 *p = (pack6 *)scr;
+    xblkk (*g_xk)[KCHK] = (xblkk (*)[KCHK])(scr + SCRATCH_PACK);
     for (int ts = 0; ts < ntok; ts += TSUP) {
         const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
         const uint8_t *xt = x + (size_t)ts * xs;
@@ -464,23 +524,27 @@ static void gemm_q6_k(const void *rows, size_t ws, int nrows, const void *xq, si
             for (int r0 = 0; r0 < nrows; r0 += 16) {
                 const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
                 const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_q6k(w + (size_t)r0 * ws, ws, nr, b0, nb, &p);
+                pack_q6k(w + (size_t)r0 * ws, ws, nr, b0, nb, p);
                 int t = 0;
-                for (; t + TT <= nts; t += TT) tile_6(TT, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
+                for (; t + TT <= nts; t += TT) tile_6(TT, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
                 switch (nts - t) {
-                case 7: tile_6(7, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile_6(6, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile_6(5, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile_6(4, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile_6(3, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile_6(2, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile_6(1, &p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 7: tile_6(7, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 6: tile_6(6, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 5: tile_6(5, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 4: tile_6(4, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 3: tile_6(3, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 2: tile_6(2, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
+                case 1: tile_6(1, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
                 default: break;
                 }
             }
         }
     }
 }
+
+_Static_assert(sizeof(pack16) <= SCRATCH_PACK && sizeof(packk) <= SCRATCH_PACK && sizeof(pack6) <= SCRATCH_PACK,
+               "pack scratch");
+_Static_assert(sizeof(xblk[TSUP / TT][KCH]) <= SCRATCH_X && sizeof(xblkk[TSUP / TT][KCHK]) <= SCRATCH_X, "token scratch");
 
 void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k) {
     k->gemm[SLM_T_Q8_0] = gemm_q8_0;

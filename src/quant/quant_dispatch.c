@@ -35,7 +35,6 @@ static void init_sets(void) {
             __builtin_cpu_supports("avx512vnni")) {
             g_sets[SET_AVX512] = g_sets[SET_AVX2];
             slm_kernels_fill_avx512(&g_sets[SET_AVX512]);
-            slm_kernels_fill_gemm_tiles_avx512(&g_sets[SET_AVX512]);
             g_have[SET_AVX512] = true;
             best = SET_AVX512;
         }

@@ -127,7 +127,7 @@ void slm_quantize_q8_1_scalar(const float *x, void *dst, int64_t n);
 #if defined(__x86_64__) || defined(_M_X64)
 void slm_kernels_fill_avx2(slm_kernels *k);
 void slm_kernels_fill_avx512(slm_kernels *k);
-/* the row-interleaved tiles (gemm_tiles_avx512.c), over fill_avx512's */
+/* the prompt tiles of gemm_tiles_avx512.c (fill_avx512 calls it) */
 void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k);
 #endif
 #if defined(__aarch64__)

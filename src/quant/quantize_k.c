@@ -235,7 +235,7 @@ static float ksym_fit(const ksym *c, const float *x, const float *w, int8_t *q, 
     return d;
 }
 
-static const ksym KSYM_Q3 = { -4, 3, -32, 31, 12 };
+static const ksym KSYM_Q3 = { -4, 3, -32, 31, 24 };
 static const ksym KSYM_Q6 = { -32, 31, -128, 127, 6 };
 
 void slm_quantize_block_q3_k(const float *x, const float *w, uint8_t *b) {

@@ -327,7 +327,7 @@ slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool
     benc e = { .t = t, .b = t->bpe };
     slm_status st = SLM_OK;
     if (!grow((void **)&e.out, &e.out_cap, len / 3 + 16, sizeof *e.out)) st = nomem();
-    if (!st && add_bos && t->bos >= 0) st = emit(&e, t->bos);
+    if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);  /* as in spm.c */
 
     const unsigned char *s = (const unsigned char *)text;
     size_t frag = 0, i = 0;

@@ -279,7 +279,9 @@ slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool
     e.use_nodes = t->has_unused;
     slm_status st = SLM_OK;
     if (!grow((void **)&e.out, &e.out_cap, len / 4 + 16, sizeof *e.out)) st = nomem();
-    if (!st && add_bos && t->bos >= 0) st = emit(&e, t->bos);
+    /* BOS only where the vocabulary asks for it (tokenizer.ggml.add_bos_token),
+     * as llama.cpp's add_special does */
+    if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);
 
     const unsigned char *s = (const unsigned char *)text;
     size_t frag = 0, i = 0;

@@ -46,7 +46,8 @@ int32_t tok_lookup(const slm_tokenizer *t, const char *piece, size_t len);
 bool tok_is_eog(const slm_tokenizer *t, int32_t id);
 bool tok_add_bos(const slm_tokenizer *t);
 
-/* Encodes text (validated UTF-8). *out is malloc'd. Invalid UTF-8 is an
+/* Encodes text (validated UTF-8). add_bos puts the BOS token first where the
+ * vocabulary asks for one (tok_add_bos). *out is malloc'd. Invalid UTF-8 is an
  * SLM_ERR_INVALID_ARG whose message gives the byte offset. */
 slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len,
                       bool add_bos, bool parse_special, int32_t **out, size_t *n_out);

@@ -10,7 +10,8 @@
  *
  * Checked on every input:
  *   - invalid UTF-8 is SLM_ERR_INVALID_ARG with nothing returned;
- *   - valid text: every id in range, BOS first when asked for, and decoding
+ *   - valid text: every id in range, BOS first when asked for and the
+ *     vocabulary wants one (llama-bpe and tekken by default), and decoding
  *     (control tokens as text) gives the input back byte for byte;
  *   - the pre-tokenizer's pieces are non-empty, in order, cover the text and
  *     start on character boundaries;
@@ -378,7 +379,7 @@ static void check(const vocab *v, const char *s, size_t n, bool add_bos, bool ps
     if (st != SLM_OK) FAIL("%s: encode failed: %s", v->name, slm_last_error());
     for (size_t i = 0; i < ni; i++)
         if (ids[i] < 0 || ids[i] >= tok_n_vocab(v->t)) FAIL("%s: id %d out of range", v->name, ids[i]);
-    size_t skip = add_bos && tok_bos(v->t) >= 0;
+    size_t skip = add_bos && tok_add_bos(v->t) && tok_bos(v->t) >= 0;
     if (skip && (ni == 0 || ids[0] != tok_bos(v->t))) FAIL("%s: no BOS", v->name);
 
     /* decoding gives the input back, less the bytes that have no piece */
