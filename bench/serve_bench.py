@@ -7,6 +7,8 @@ streamed /v1/completions requests back to back (short prompt, max_tokens
 tokens, ignore_eos so every request generates exactly that many) for
 --seconds. Aggregate tokens/s = generated tokens of all streams / wall time,
 counting prompt processing and HTTP, as a user of the server sees it.
+Tokens per server CPU-second (from /proc) is printed too: on a shared
+machine it is far less disturbed by other jobs than wall-clock time.
 
 usage: bench/serve_bench.py [--bin build/slm] [-m MODEL] [-t THREADS]
                             [--streams 1,4,16] [--seconds 20] [--max-tokens 64]
@@ -34,6 +36,13 @@ def stream_request(port, prompt, max_tokens, seed):
             n = ev["usage"]["completion_tokens"]
     c.close()
     return n, first
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(port, conc, seconds, max_tokens):
@@ -83,12 +92,18 @@ def main():
     try:
         stream_request(port, "warm up", 8, 1)
         base = None
-        print(f"| streams | generated tokens | wall s | aggregate tokens/s | vs 1 stream | median time to first token s |")
-        print(f"|---|---|---|---|---|---|")
+        base_cpu = None
+        print("| streams | generated tokens | wall s | aggregate tokens/s | vs 1 stream | median time to first token s "
+              "| tokens per server CPU-second | vs 1 stream |")
+        print("|---|---|---|---|---|---|---|---|")
         for c in streams:
+            cpu0 = cpu_seconds(srv.pid)
             tps, n, wall, ttft = run(port, c, a.seconds, a.max_tokens)
+            tpc = n / max(cpu_seconds(srv.pid) - cpu0, 1e-9)
             base = base or tps
-            print(f"| {c} | {n} | {wall:.1f} | {tps:.1f} | {tps / base:.2f}x | {ttft:.3f} |", flush=True)
+            base_cpu = base_cpu or tpc
+            print(f"| {c} | {n} | {wall:.1f} | {tps:.1f} | {tps / base:.2f}x | {ttft:.3f} | {tpc:.1f} "
+                  f"| {tpc / base_cpu:.2f}x |", flush=True)
     finally:
         srv.terminate()
         srv.wait(timeout=30)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -61,6 +62,28 @@ static slm_status load_variant(const char *pre, const char *const *merges, int m
 }
 
 #ifndef SLM_HAVE_PCRE2
+
+/* Encoding speed, printed (not checked: the machine is shared). */
+static void report_speed(const slm_tokenizer *t, const char *what, const char *unit) {
+    size_t n = getenv("SLM_TEST_LIGHT") ? 100000 : 1000000, ul = strlen(unit), len = 0;
+    char *s = malloc(n + ul);
+    while (len + ul <= n) {
+        memcpy(s + len, unit, ul);
+        len += ul;
+    }
+    int32_t *ids;
+    size_t ni;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    slm_status st = tok_encode(t, s, len, false, false, &ids, &ni);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
+    CHECK(st == SLM_OK);
+    if (!st) printf("bpe encode speed, %-28s %.2f MB in %7.1f ms: %6.2f MB/s, %zu tokens\n", what, len / 1e6, ms,
+                    len / 1e3 / ms, ni);
+    free(ids);
+    free(s);
+}
 
 int main(void) {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/slm_test_bpe_%d.gguf", (int)getpid());
@@ -237,8 +260,8 @@ static void run_cases(variant *vs, int n_vs, const slm_tokenizer *qwen, int *n_r
         free(text);
     }
     free(file);
-    printf("bpe fixtures: %d cases run, %d skipped (no Qwen model), %d mismatches\n", *n_run, *n_skipped,
-           mismatches);
+    printf("bpe fixtures: %d cases run, %d mismatches%s\n", *n_run, mismatches,
+           *n_skipped ? " (the Qwen2.5 cases skipped: no model)" : "");
 }
 
 /* ---- pre-tokenizers alone ------------------------------------------------- */
@@ -418,6 +441,28 @@ static void test_long(const slm_tokenizer *t) {
     free(s);
 }
 
+/* Encoding speed, printed (not checked: the machine is shared). */
+static void report_speed(const slm_tokenizer *t, const char *what, const char *unit) {
+    size_t n = getenv("SLM_TEST_LIGHT") ? 100000 : 1000000, ul = strlen(unit), len = 0;
+    char *s = malloc(n + ul);
+    while (len + ul <= n) {
+        memcpy(s + len, unit, ul);
+        len += ul;
+    }
+    int32_t *ids;
+    size_t ni;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    slm_status st = tok_encode(t, s, len, false, false, &ids, &ni);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
+    CHECK(st == SLM_OK);
+    if (!st) printf("bpe encode speed, %-28s %.2f MB in %7.1f ms: %6.2f MB/s, %zu tokens\n", what, len / 1e6, ms,
+                    len / 1e3 / ms, ni);
+    free(ids);
+    free(s);
+}
+
 int main(void) {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/slm_test_bpe_%d.gguf", (int)getpid());
     static const char *pres[] = { "smollm", "gpt2", "llama-bpe", "qwen2", "tekken", "gpt-4o" };
@@ -451,6 +496,12 @@ int main(void) {
         test_long(vs[0].t);
         test_long(vs[2].t);
         if (qwen) test_long(qwen);
+        const char *prose = "The quick brown fox jumps over the lazy dog, and then it's gone again. ";
+        const char *code = "for (int i = 0; i < n; i++) {\n    sum += a[i] * 2;\n}\n";
+        report_speed(vs[0].t, "English prose (smollm2)", prose);
+        report_speed(vs[0].t, "C code (smollm2)", code);
+        report_speed(vs[0].t, "Chinese (smollm2)", "中文分词测试，包括标点符号！");
+        if (qwen) report_speed(qwen, "English prose (qwen2.5)", prose);
     }
     test_load_errors();
     test_splits();

@@ -65,11 +65,13 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
     float l0 = (float)-qmin;
     /* k = -1 puts the extreme value on level +-qmax and k = 0 on qmin (the
      * two classic round-to-nearest scales: data already on such a grid comes
-     * back exactly); the grid spans levels l0 + 0.5 down to l0 - 1.5 */
+     * back exactly); the grid spans levels l0 down to l0 - 1.5. Scales that
+     * would clip the largest value are never tried: clipping lowers the rms
+     * error but loses the outliers a model depends on (perplexity suffers) */
     for (int k = qmax == -qmin ? 0 : -1; k <= n_grid; k++) {
         float level = k == -1 ? (float)qmax
                     : k == 0 ? l0
-                             : l0 + 0.5f - 2.0f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
+                             : l0 - 1.5f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
         if (level <= 0.5f) continue;
         float d;
         float s = sym_try(n, x, w, qmin, qmax, -level / xm, cand, &d);
@@ -78,7 +80,7 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
     for (int it = 0; it < 2 && best_d != 0; it++) {
         float d;
         float s = sym_try(n, x, w, qmin, qmax, 1.0f / best_d, cand, &d);
-        if (s <= best) break;
+        if (s <= best || fabsf(xm / d) > l0 + 0.5f) break;
         best = s, best_d = d, memcpy(q, cand, (size_t)n);
     }
     return best_d;
@@ -135,9 +137,8 @@ void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_no
     uint8_t cand[256];
     float best = INFINITY, bd = 0, bm = lo;
     for (int k = 0; k <= n_grid; k++) {
-        /* the range hi - lo spread over qmax + 0.5 down to qmax - 1 steps */
-        float steps = k == 0 ? (float)qmax
-                             : (float)qmax + 0.5f - 1.5f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
+        /* never more than qmax steps: that would clip the extremes */
+        float steps = k == 0 ? (float)qmax : (float)qmax - 1.0f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
         if (steps <= 0.5f) continue;
         affine_round(n, x, qmax, lo, steps / (hi - lo), cand);
         float cd, cm;
@@ -148,7 +149,7 @@ void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_no
         affine_round(n, x, qmax, bm, 1.0f / bd, cand);
         float cd, cm;
         float e = affine_solve(n, x, w, cand, min_nonpos, &cd, &cm);
-        if (!(e < best)) break;
+        if (!(e < best) || cd <= 0 || (hi - cm) / cd > (float)qmax + 0.5f) break;
         best = e, bd = cd, bm = cm, memcpy(q, cand, (size_t)n);
     }
     *d = bd, *m = bm;

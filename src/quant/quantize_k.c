@@ -201,8 +201,9 @@ static float ksym_fit(const ksym *c, const float *x, const float *w, int8_t *q, 
     for (int j = 0; j < 16; j++) {
         const float *wj = w ? w + 16 * j : NULL;
         scales[j] = slm_fit_sym(16, x + 16 * j, wj, c->qmin, c->qmax, c->grid, q + 16 * j);
+        /* a scale error e costs e^2 * sum w q^2 in this sub-block */
         sw[j] = 0;
-        for (int i = 0; i < 16; i++) sw[j] += wt(wj, i);
+        for (int i = 0; i < 16; i++) sw[j] += wt(wj, i) * (float)(q[16 * j + i] * q[16 * j + i]);
     }
     float d = f16_round(slm_fit_sym(16, scales, sw, c->cmin, c->cmax, 8, sc));
     int8_t tmp[16];
@@ -235,7 +236,7 @@ static float ksym_fit(const ksym *c, const float *x, const float *w, int8_t *q, 
     return d;
 }
 
-static const ksym KSYM_Q3 = { -4, 3, -32, 31, 24 };
+static const ksym KSYM_Q3 = { -4, 3, -32, 31, 12 };
 static const ksym KSYM_Q6 = { -32, 31, -128, 127, 6 };
 
 void slm_quantize_block_q3_k(const float *x, const float *w, uint8_t *b) {
