@@ -12,8 +12,11 @@
  *    error on those columns is lower than without it.
  * 3. Against an independent quantizer: on tests/fixtures/quantize/ (made by
  *    scripts/gen_quantize_fixtures.py with gguf.quants.quantize) our rms
- *    error is at most 1% above the package's for every type it can quantize,
- *    per kind of row; f16 and bf16 are byte-identical.
+ *    error with plain least squares is never above the package's, and with
+ *    the default weights at most 3% above, for every type it can quantize
+ *    and kind of row; f16 and bf16 are byte-identical.
+ * 5. Values on a round-to-nearest grid come back exactly; the importance
+ *    matrix reader on files the gguf package wrote; bad arguments.
  * 4. Mixes give the documented types (docs/QUANTIZATION.md). */
 #include <math.h>
 #include <stdint.h>
@@ -86,14 +89,14 @@ static const bound BOUNDS[] = {
     { SLM_T_BF16, 16, 0, 2.0e-3, 2.0e-3 },  /* 2^-8 / sqrt(3) ~ 2.3e-3 */
     { SLM_T_Q8_0, 8.5, 8, 6.2e-3, 1.2e-2 },  /* measured 5.1e-3, 9.8e-3 */
     { SLM_T_Q6_K, 6.56, 6, 0.021, 0.034 },   /* 0.0174, 0.0284 */
-    { SLM_T_Q5_1, 6.0, 5, 0.041, 0.054 },    /* 0.0343, 0.0451 */
+    { SLM_T_Q5_1, 6.0, 5, 0.041, 0.054 },    /* 0.0346, 0.0454 */
     { SLM_T_Q5_K, 5.5, 5, 0.042, 0.056 },    /* 0.0352, 0.0466 */
-    { SLM_T_Q5_0, 5.5, 5, 0.049, 0.097 },    /* 0.0409, 0.0809 */
-    { SLM_T_Q4_1, 5.0, 4, 0.086, 0.114 },    /* 0.0716, 0.0952 */
-    { SLM_T_Q4_K, 4.5, 4, 0.086, 0.116 },    /* 0.0720, 0.0967 */
-    { SLM_T_Q4_0, 4.5, 4, 0.100, 0.178 },    /* 0.0835, 0.149 */
-    { SLM_T_Q3_K, 3.44, 3, 0.179, 0.207 },   /* 0.149, 0.172 */
-    { SLM_T_Q2_K, 2.63, 2, 0.334, 0.308 },   /* 0.278, 0.256 */
+    { SLM_T_Q5_0, 5.5, 5, 0.049, 0.097 },    /* 0.0412, 0.0810 */
+    { SLM_T_Q4_1, 5.0, 4, 0.086, 0.114 },    /* 0.0722, 0.0961 */
+    { SLM_T_Q4_K, 4.5, 4, 0.086, 0.116 },    /* 0.0723, 0.0974 */
+    { SLM_T_Q4_0, 4.5, 4, 0.100, 0.178 },    /* 0.0843, 0.149 */
+    { SLM_T_Q3_K, 3.44, 3, 0.179, 0.207 },   /* 0.150, 0.173 */
+    { SLM_T_Q2_K, 2.63, 2, 0.334, 0.308 },   /* 0.279, 0.257 */
 };
 
 static void test_error_bounds(void) {
