@@ -63,28 +63,6 @@ static slm_status load_variant(const char *pre, const char *const *merges, int m
 
 #ifndef SLM_HAVE_PCRE2
 
-/* Encoding speed, printed (not checked: the machine is shared). */
-static void report_speed(const slm_tokenizer *t, const char *what, const char *unit) {
-    size_t n = getenv("SLM_TEST_LIGHT") ? 100000 : 1000000, ul = strlen(unit), len = 0;
-    char *s = malloc(n + ul);
-    while (len + ul <= n) {
-        memcpy(s + len, unit, ul);
-        len += ul;
-    }
-    int32_t *ids;
-    size_t ni;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    slm_status st = tok_encode(t, s, len, false, false, &ids, &ni);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
-    CHECK(st == SLM_OK);
-    if (!st) printf("bpe encode speed, %-28s %.2f MB in %7.1f ms: %6.2f MB/s, %zu tokens\n", what, len / 1e6, ms,
-                    len / 1e3 / ms, ni);
-    free(ids);
-    free(s);
-}
-
 int main(void) {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/slm_test_bpe_%d.gguf", (int)getpid());
     slm_tokenizer *t;

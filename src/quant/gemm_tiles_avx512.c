@@ -1,21 +1,23 @@
-/* AVX-512 VNNI tiles for the 32-element block types (Q8_0, Q4_0, Q5_0)
- * against Q8_0 activations: prompt processing's matrix products.
+/* AVX-512 VNNI tiles for prompt processing's matrix products (several rows
+ * x several tokens): Q8_0, Q4_0, Q5_0 against Q8_0 activations, Q4_K and
+ * Q6_K against Q8_K.
  *
  * Layout: the 16 int32 lanes of a vector are 16 weight ROWS. A group of 16
- * rows is unpacked once per call into that layout, block by block: vector j
- * of block b holds bytes 4j..4j+3 of each row's 32 (unsigned) weights. One
- * token's block then costs 8 vpdpbusd, each taking the token's 4 bytes
- * 4j..4j+3 as a broadcast memory operand straight from its Q8_0 row, and
- * the int32 lanes end the block holding whole 32-element dot products. Only
- * then is f32 work done: one convert and one fma per 16 rows x 32 elements,
- * so the integer units, not the f32 ones, set the pace (the pair layout of
- * vec_dot_avx512.c needs a convert and two f32 ops per vpdpbusd).
+ * rows is unpacked once per call into that layout, 32 elements at a time:
+ * vector j holds bytes 4j..4j+3 of each row's 32 (unsigned) weights. One
+ * token's 32 elements then cost 8 vpdpbusd, each taking the token's bytes
+ * 4j..4j+3 as a broadcast, and the int32 lanes end holding whole 32-element
+ * dot products of 16 rows. Only then is f32 work done: one convert and one
+ * fma per 16 rows x 32 elements, so the integer units, not the f32 ones, set
+ * the pace (the two-blocks-per-vector layout of vec_dot_avx512.c needed a
+ * convert and two f32 ops per vpdpbusd). The tokens' bytes are first copied
+ * side by side (8 tokens per group) so one pointer addresses them all, and
+ * the result of a group is a contiguous run of out: one masked store.
  *
- * Weights are made unsigned, u = q + o (o = 128, 8, 16), as vpdpbusd wants
- * its first operand; sum u x = sum q x + o sum x, and o sum x depends on the
- * token's block only: it is computed once per call (with the block scales
- * as f32) and starts each block's int32 sums at -o sum x. The result of a
- * 16-row group is a contiguous run of out, written with one masked store.
+ * 32-blocks: weights are made unsigned, u = q + o (o = 128, 8, 16), as
+ * vpdpbusd wants its first operand; sum u x = sum q x + o sum x, and o sum x
+ * depends on the token's block only: it is computed once per call and
+ * starts each block's int32 sums at -o sum x. The K-quants: see their notes.
  *
  * Results equal the scalar kernel up to f32 summation order. */
 #include "quant/quant_internal.h"
