@@ -6,6 +6,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,22 +157,46 @@ static slm_status put_piece(sink *k, size_t off, size_t len) {
     return SLM_OK;
 }
 
-static int match_at(const pcre2_code *code, const char *subj, size_t len, size_t pos, pcre2_match_data *md) {
+/* Limits for the rare very long run (megabytes of spaces, where "\s+(?!\S)"
+ * keeps a backtracking point per character): a JIT stack that grows to
+ * 256 MB, then the interpreter without a match-call limit. Made on first
+ * need, per split call (a JIT stack must not be shared between threads). */
+typedef struct {
+    pcre2_match_context *ctx;
+    pcre2_jit_stack *stack;
+} big_limits;
+
+static int match_at(const pcre2_code *code, const char *subj, size_t len, size_t pos, pcre2_match_data *md,
+                    big_limits *big) {
     int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
-    /* A very long run can outgrow the JIT's stack: the interpreter keeps its
-     * backtracking state on the heap. */
+    if (rc != PCRE2_ERROR_JIT_STACKLIMIT && rc != PCRE2_ERROR_MATCHLIMIT) return rc;
+    if (!big->ctx) {
+        big->ctx = pcre2_match_context_create(NULL);
+        big->stack = pcre2_jit_stack_create(64 * 1024, 256 * 1024 * 1024, NULL);
+        if (!big->ctx || !big->stack) return PCRE2_ERROR_NOMEMORY;
+        pcre2_jit_stack_assign(big->ctx, NULL, big->stack);
+        pcre2_set_match_limit(big->ctx, UINT32_MAX);
+        pcre2_set_depth_limit(big->ctx, UINT32_MAX);
+    }
+    rc = pcre2_match(code, (PCRE2_SPTR)subj, len, pos, PCRE2_NO_UTF_CHECK, md, big->ctx);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-        rc = pcre2_match(code, (PCRE2_SPTR)subj, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
+        rc = pcre2_match(code, (PCRE2_SPTR)subj, len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, big->ctx);
     return rc;
 }
 
+static void big_free(big_limits *big) {
+    if (big->ctx) pcre2_match_context_free(big->ctx);
+    if (big->stack) pcre2_jit_stack_free(big->stack);
+}
+
 /* Splits text[off..off+len) with one expression. */
-static slm_status split_span(const pcre2_code *code, pcre2_match_data *md, sink *k, size_t off, size_t len) {
+static slm_status split_span(const pcre2_code *code, pcre2_match_data *md, big_limits *big, sink *k, size_t off,
+                             size_t len) {
     const char *subj = k->text + off;
     size_t pos = 0, last = 0;
     slm_status st = SLM_OK;
     while (!st && pos < len) {
-        int rc = match_at(code, subj, len, pos, md);
+        int rc = match_at(code, subj, len, pos, md, big);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
@@ -196,6 +221,7 @@ static slm_status split_span(const pcre2_code *code, pcre2_match_data *md, sink 
 slm_status pretok_split(const tok_pretok *p, const char *s, size_t n, pretok_piece_fn fn, void *ctx) {
     if (n == 0) return SLM_OK;
     spans cur = { 0 }, next = { 0 };
+    big_limits big = { 0 };
     slm_status st = SLM_OK;
     sink k = { .text = s, .fn = fn, .ctx = ctx };
     if (p->n_stages > 1) {
@@ -212,9 +238,10 @@ slm_status pretok_split(const tok_pretok *p, const char *s, size_t n, pretok_pie
         next.n = 0;
         k.to = last_stage ? NULL : &next;
         if (i == 0 && p->n_stages == 1) {
-            st = split_span(p->code[i], md, &k, 0, n);
+            st = split_span(p->code[i], md, &big, &k, 0, n);
         } else {
-            for (size_t j = 0; !st && j < cur.n; j++) st = split_span(p->code[i], md, &k, cur.v[j].off, cur.v[j].len);
+            for (size_t j = 0; !st && j < cur.n; j++)
+                st = split_span(p->code[i], md, &big, &k, cur.v[j].off, cur.v[j].len);
         }
         pcre2_match_data_free(md);
         spans t = cur;
@@ -223,6 +250,7 @@ slm_status pretok_split(const tok_pretok *p, const char *s, size_t n, pretok_pie
     }
     free(cur.v);
     free(next.v);
+    big_free(&big);
     return st;
 }
 
