@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
 MODEL=$(./scripts/fetch_model.sh) || { echo "run_tests: cannot fetch the model"; echo "0 passed, 1 failed"; exit 1; }
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0; failed=0; failures=()
 
 record() {  # name rc
@@ -63,6 +63,15 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static
         passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("aarch64: $f failures")
         [ "$p" -eq 4 ] || { failed=$((failed + 1)); failures+=("aarch64: expected 4 passing tests, got $p"); }
     else record "aarch64 build" 1; fi
+    # The same kernels built for ARMv8.2 with the dot-product extension (SDOT
+    # path); qemu's default CPU has it.
+    if cmake -S . -B build-arm64-dotprod -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+             -DCMAKE_C_FLAGS=-march=armv8.2-a+dotprod >/dev/null &&
+       cmake --build build-arm64-dotprod -j "$JOBS" --target test_quant >/dev/null; then
+        echo "-- test_quant (armv8.2-a+dotprod)"
+        (cd build-arm64-dotprod && SLM_TEST_MODEL= ctest --output-on-failure -R '^test_quant$' 2>&1 | tail -n 4)
+        record "aarch64 dotprod test_quant" "${PIPESTATUS[0]}"
+    else record "aarch64 dotprod build" 1; fi
 else record "aarch64 toolchain (gcc-aarch64-linux-gnu, qemu-user-static) missing" 1; fi
 
 [ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
