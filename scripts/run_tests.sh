@@ -9,6 +9,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
 MODEL=$(./scripts/fetch_model.sh) || { echo "run_tests: cannot fetch the model"; echo "0 passed, 1 failed"; exit 1; }
+# The other real models (Qwen2.5-Coder 0.5B, SmolLM2 135M) for the BPE and
+# real-architecture golden tests; those tests skip only where this failed.
+EXTRA_OK=1
+./scripts/fetch_models_extra.sh qwen2.5-coder-0.5b-instruct-q4_k_m smollm2-135m-instruct-q4_1 >/dev/null || EXTRA_OK=0
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0; failed=0; failures=()
 
@@ -74,6 +78,7 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static
     else record "aarch64 dotprod build" 1; fi
 else record "aarch64 toolchain (gcc-aarch64-linux-gnu, qemu-user-static) missing" 1; fi
 
+[ "$EXTRA_OK" -eq 1 ] || record "fetching the extra models (scripts/fetch_models_extra.sh)" 1
 [ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
