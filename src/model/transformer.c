@@ -231,8 +231,6 @@ void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_
     if (!logits_all && logits_last) matmul(f, &m->output, f->last_hidden, 1, logits_last);
 }
 
-#define HEAD_GEMM_MIN 8
-
 void fwd_eval_rows(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, int n, const int *want, int n_want,
                    float *logits) {
     const struct slm_model *m = f->m;
@@ -245,13 +243,8 @@ void fwd_eval_rows(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, int n
         for (; w + k < n_want && want[w + k] < done + cn; k++)
             if (want[w + k] - done != k)
                 memmove(f->xn + (size_t)k * E, f->xn + (size_t)(want[w + k] - done) * E, E * sizeof(float));
-        /* For a few rows the many-row (GEMM tile) kernels cost more than one
-         * one-row product each (docs/PERFORMANCE.md, "Serving"), and the head
-         * is most of a decode step: below HEAD_GEMM_MIN rows go one by one. */
-        if (k >= HEAD_GEMM_MIN) matmul(f, &m->output, f->xn, k, logits + (size_t)w * V);
-        else
-            for (int r = 0; r < k; r++)
-                matmul(f, &m->output, f->xn + (size_t)r * E, 1, logits + (size_t)(w + r) * V);
+        /* (op_matmul itself runs a few rows one by one: see MATMUL_GEMM_MIN_TOK) */
+        if (k) matmul(f, &m->output, f->xn, k, logits + (size_t)w * V);
         w += k;
         done += cn;
     }

@@ -28,6 +28,15 @@ typedef struct {
 #ifndef MATMUL_TILE_ROWS
 #define MATMUL_TILE_ROWS 256
 #endif
+/* Below this many tokens the GEMM tiles (which repack weight blocks per
+ * call) cost more than one-row products over a cached tile; measured with
+ * bench/batch_bench.c. */
+#ifndef MATMUL_GEMM_MIN_TOK
+#define MATMUL_GEMM_MIN_TOK 8
+#endif
+#ifndef MATMUL_SMALL_TILE_ROWS
+#define MATMUL_SMALL_TILE_ROWS 32
+#endif
 
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
@@ -38,6 +47,17 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         if (hi > lo)
             slm_vec_dot_rows(w->type, w->data + (size_t)lo * w->row_bytes, w->row_bytes, (int)(hi - lo), j->xq,
                              w->cols, j->y + lo);
+        return;
+    }
+    if (j->n_tok < MATMUL_GEMM_MIN_TOK) {
+        /* A few tokens (batched decode of a few sequences): the one-row
+         * kernels on a tile that stays in cache, once per token. */
+        for (long r0 = lo; r0 < hi; r0 += MATMUL_SMALL_TILE_ROWS) {
+            int nr = (int)(hi - r0 < MATMUL_SMALL_TILE_ROWS ? hi - r0 : MATMUL_SMALL_TILE_ROWS);
+            for (int t = 0; t < j->n_tok; t++)
+                slm_vec_dot_rows(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr,
+                                 j->xq + (size_t)t * j->xq_stride, w->cols, j->y + (size_t)t * w->rows + r0);
+        }
         return;
     }
     for (long r0 = lo; r0 < hi; r0 += MATMUL_TILE_ROWS) {

@@ -8,20 +8,20 @@
 static void usage(FILE *out) {
     fputs("usage: slm COMMAND [options]\n\n"
           "commands:\n"
-          "  run     generate a continuation of a prompt\n"
-          "  chat    multi-turn chat in the model's turn format\n"
-          "  info    show a GGUF file's metadata and tensors\n"
-          "  bench   measure prompt and generation speed (tokens/s), like llama-bench\n"
-          "  quantize  write a copy of a model with its tensors requantized (q4_k_m, q8_0, ...)\n"
-          "  perplexity  perplexity of a text; KL divergence against a base model's logits\n"
-          "  eval    accuracy on a JSONL task (multiple choice, exact-match generation)\n"
-          "  imatrix activation statistics over a calibration text, for slm quantize --imatrix\n"
+          "  run         generate a continuation of a prompt\n"
+          "  chat        multi-turn chat in the model's own chat template\n"
 #ifdef SLM_HAVE_SERVE
-          "  serve   OpenAI-compatible HTTP server with continuous batching and a chat page\n"
+          "  serve       OpenAI-compatible HTTP server with continuous batching and a chat page\n"
 #endif
+          "  info        show a GGUF file's metadata and tensors\n"
+          "  bench       measure prompt and generation speed (tokens/s), like llama-bench\n"
+          "  quantize    write a copy of a model with its tensors requantized (q4_k_m, q8_0, ...)\n"
+          "  imatrix     activation statistics over a calibration text, for quantize --imatrix\n"
+          "  perplexity  perplexity of a text; KL divergence against a base model's logits\n"
+          "  eval        accuracy on a JSONL task (multiple choice, exact-match generation)\n"
           "\n"
-          "  slm COMMAND --help   options of one command\n"
-          "  slm --version        version and CPU kernels\n\n"
+          "  slm COMMAND --help  options of one command\n"
+          "  slm --version       version and CPU kernels\n\n"
           "With no -m, commands use the default model (Gemma 3 270M Q4_K_M) in $SLM_MODELS,\n"
           "or ~/.cache/slm/models; `make model` fetches it.\n", out);
 }
