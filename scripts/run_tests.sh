@@ -13,6 +13,11 @@ MODEL=$(./scripts/fetch_model.sh) || { echo "run_tests: cannot fetch the model";
 # real-architecture golden tests; those tests skip only where this failed.
 EXTRA_OK=1
 ./scripts/fetch_models_extra.sh qwen2.5-coder-0.5b-instruct-q4_k_m smollm2-135m-instruct-q4_1 >/dev/null || EXTRA_OK=0
+# The light Python venv (gguf, numpy, jinja2, openai) that several tests use
+# as an independent reader or client: made once, before any test needs it.
+VENV_OK=1
+SLM_TEST_PYTHON=$(./scripts/test_venv.sh) || VENV_OK=0
+export SLM_TEST_PYTHON
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0; failed=0; failures=()
 
@@ -78,6 +83,7 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static
     else record "aarch64 dotprod build" 1; fi
 else record "aarch64 toolchain (gcc-aarch64-linux-gnu, qemu-user-static) missing" 1; fi
 
+[ "$VENV_OK" -eq 1 ] || record "creating the test venv (scripts/test_venv.sh)" 1
 [ "$EXTRA_OK" -eq 1 ] || record "fetching the extra models (scripts/fetch_models_extra.sh)" 1
 [ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"

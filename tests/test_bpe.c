@@ -179,8 +179,9 @@ static const char *qwen_path(void) {
     static char buf[512];
     const char *p = getenv("SLM_QWEN_MODEL");
     if (p && *p) return p;
-    const char *home = getenv("HOME");
-    snprintf(buf, sizeof buf, "%s/.cache/slm/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", home ? home : "");
+    const char *dir = getenv("SLM_MODELS"), *home = getenv("HOME");
+    if (dir && *dir) snprintf(buf, sizeof buf, "%s/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", dir);
+    else snprintf(buf, sizeof buf, "%s/.cache/slm/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", home ? home : "");
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
