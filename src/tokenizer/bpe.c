@@ -206,19 +206,8 @@ typedef struct {
 
 static slm_status nomem(void) { return slm_fail(SLM_ERR_NOMEM, "tokenize: out of memory"); }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 static slm_status emit(benc *e, int32_t id) {
-    if (e->n_out == e->out_cap && !grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out)) return nomem();
+    if (e->n_out == e->out_cap && !tok_grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out)) return nomem();
     e->out[e->n_out++] = id;
     return SLM_OK;
 }
@@ -228,7 +217,7 @@ static inline bool cand_before(const bcand *a, const bcand *c) {
 }
 
 static bool heap_push(benc *e, bcand c) {
-    if (e->heap_n == e->heap_cap && !grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
+    if (e->heap_n == e->heap_cap && !tok_grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
         return false;
     size_t i = e->heap_n++;
     while (i > 0) {
@@ -269,7 +258,7 @@ static slm_status encode_word(void *ctx, const char *s, size_t n) {
     benc *e = ctx;
     const tok_bpe *b = e->b;
     if (b->ignore_merges) {
-        if (!grow((void **)&e->word, &e->word_cap, 2 * n, 1)) return nomem();
+        if (!tok_grow((void **)&e->word, &e->word_cap, 2 * n, 1)) return nomem();
         size_t w = 0;
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)s[i];
@@ -279,7 +268,7 @@ static slm_status encode_word(void *ctx, const char *s, size_t n) {
         int32_t id = tok_find(e->t, e->word, w);
         if (id >= 0) return emit(e, id);
     }
-    if (!grow((void **)&e->syms, &e->syms_cap, n, sizeof *e->syms)) return nomem();
+    if (!tok_grow((void **)&e->syms, &e->syms_cap, n, sizeof *e->syms)) return nomem();
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         /* A byte with no token (SmolLM2 lacks 0x04, for one) stays a symbol
@@ -326,7 +315,7 @@ slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool
 
     benc e = { .t = t, .b = t->bpe };
     slm_status st = SLM_OK;
-    if (!grow((void **)&e.out, &e.out_cap, len / 3 + 16, sizeof *e.out)) st = nomem();
+    if (!tok_grow((void **)&e.out, &e.out_cap, len / 3 + 16, sizeof *e.out)) st = nomem();
     if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);  /* as in spm.c */
 
     const unsigned char *s = (const unsigned char *)text;

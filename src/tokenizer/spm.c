@@ -51,19 +51,8 @@ typedef struct {
 
 static slm_status nomem(void) { return slm_fail(SLM_ERR_NOMEM, "tokenize: out of memory"); }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 static slm_status emit(enc *e, int32_t id) {
-    if (e->n_out == e->out_cap && !grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out))
+    if (e->n_out == e->out_cap && !tok_grow((void **)&e->out, &e->out_cap, e->n_out + 1, sizeof *e->out))
         return nomem();
     e->out[e->n_out++] = id;
     return SLM_OK;
@@ -76,7 +65,7 @@ static inline bool before(const bigram *a, const bigram *b) {
 }
 
 static bool heap_push(enc *e, bigram b) {
-    if (e->heap_n == e->heap_cap && !grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
+    if (e->heap_n == e->heap_cap && !tok_grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
         return false;
     size_t i = e->heap_n++;
     while (i > 0) {
@@ -158,7 +147,7 @@ static slm_status encode_fragment(enc *e, size_t off, size_t n) {
     for (size_t i = off; i < off + n; m++) {
         int k = utf8_lead_len((unsigned char)e->esc[i]);
         if (k == 0 || (size_t)k > off + n - i) k = 1;  /* cannot happen for validated text */
-        if (m == e->syms_cap && !grow((void **)&e->syms, &e->syms_cap, m + 1, sizeof *e->syms)) return nomem();
+        if (m == e->syms_cap && !tok_grow((void **)&e->syms, &e->syms_cap, m + 1, sizeof *e->syms)) return nomem();
         e->syms[m] = (sym){ .start = (int32_t)i, .len = k, .prev = (int32_t)m - 1, .next = (int32_t)m + 1,
                             .id = -1, .node = (int32_t)m };
         i += (size_t)k;
@@ -166,7 +155,7 @@ static slm_status encode_fragment(enc *e, size_t off, size_t n) {
     if (m == 0) return SLM_OK;
     e->syms[m - 1].next = -1;
     if (e->use_nodes) {
-        if (!grow((void **)&e->nodes, &e->nodes_cap, 2 * m, sizeof *e->nodes)) return nomem();
+        if (!tok_grow((void **)&e->nodes, &e->nodes_cap, 2 * m, sizeof *e->nodes)) return nomem();
         for (size_t i = 0; i < m; i++)
             e->nodes[i] = (mnode){ .left = -1, .right = -1, .start = e->syms[i].start, .len = e->syms[i].len,
                                    .id = -1 };
@@ -212,7 +201,7 @@ static slm_status encode_fragment(enc *e, size_t off, size_t n) {
  * encodes it. */
 static slm_status encode_raw(enc *e, const char *s, size_t n, bool prefix) {
     size_t need = 3 * n + 3;
-    if (!grow((void **)&e->esc, &e->esc_cap, need, 1)) return nomem();
+    if (!tok_grow((void **)&e->esc, &e->esc_cap, need, 1)) return nomem();
     size_t w = 0;
     if (prefix) {
         memcpy(e->esc, "\xE2\x96\x81", 3);
@@ -278,7 +267,7 @@ slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool
     enc e = { .t = t };
     e.use_nodes = t->has_unused;
     slm_status st = SLM_OK;
-    if (!grow((void **)&e.out, &e.out_cap, len / 4 + 16, sizeof *e.out)) st = nomem();
+    if (!tok_grow((void **)&e.out, &e.out_cap, len / 4 + 16, sizeof *e.out)) st = nomem();
     /* BOS only where the vocabulary asks for it (tokenizer.ggml.add_bos_token),
      * as llama.cpp's add_special does */
     if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);

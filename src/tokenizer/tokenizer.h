@@ -116,6 +116,8 @@ struct slm_tokenizer {
 };
 
 uint64_t tok_hash(const char *s, size_t n);
+/* Array growth shared by the encoders (vocab.c). */
+bool tok_grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Id of the piece s[0..n) or -1 (any type). */
 int32_t tok_find(const slm_tokenizer *t, const char *s, size_t n);
 /* Longest literally matched token at s[0..n) that parse_special allows

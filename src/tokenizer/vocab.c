@@ -404,3 +404,16 @@ size_t tok_piece_bytes(const slm_tokenizer *t, int32_t id, bool special, char *b
     }
     }
 }
+
+/* Grows *p (an array of elem-byte items, capacity *cap) to hold need items,
+ * doubling from 64; false when out of memory (*p is then unchanged). */
+bool tok_grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
