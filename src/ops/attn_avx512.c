@@ -11,6 +11,7 @@
  * never leave a 256-byte buffer.
  *
  * Lane e of a score vector belongs to head (e & 3), key (e >> 2). */
+#include "ops/exp_avx512.h"
 #include "ops/ops_isa.h"
 
 #include <immintrin.h>
@@ -19,24 +20,11 @@
 
 #define AK 16 /* keys per tile */
 
-/* e^x for x <= 0: 2^n * p(r), r = x - n ln 2, |r| <= ln2 / 2, degree-7
- * polynomial (relative error ~1e-7); below -87.3 (and -inf, NaN) gives 0. */
+/* e^x for x <= 0; below -87.3 (and -inf, NaN) gives 0. */
 static inline __m512 exp_le0(__m512 x) {
     const __mmask16 ok = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.f / 5040.f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    return _mm512_maskz_mov_ps(ok, _mm512_scalef_ps(p, n));
+    return _mm512_maskz_mov_ps(ok, slm_exp_in_range_avx512(x));
 }
 
 /* 16 vectors -> one vector of their sums; element 4L + c is the sum of v[L + 4c] */

@@ -4,6 +4,7 @@
  * only when the CPU has AVX-512F. */
 #include <immintrin.h>
 
+#include "ops/exp_avx512.h"
 #include "ops/ops_isa.h"
 
 void op_axpy_f32_avx512(float *y, float a, const float *x, int n) {
@@ -18,24 +19,10 @@ void op_axpy_f32_avx512(float *y, float a, const float *x, int n) {
     }
 }
 
-/* e^x for |x| <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7
- * Taylor polynomial (truncation error < 2e-8 relative), times 2^n. */
+/* e^x, the argument clamped to [-88, 88] */
 static inline __m512 exp_ps(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    /* ln2 split in two so that n * ln2_hi is exact */
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return slm_exp_in_range_avx512(x);
 }
 
 /* x = 0.5 x (1 + tanh(k (x + 0.044715 x^3))) * up, with
