@@ -397,6 +397,10 @@ const char *slm_cpu_backend_name(void);
 /* Uses a lower kernel set than the best one ("scalar", "avx2", ...): for
  * benchmarks and debugging. Call before creating sessions. */
 slm_status slm_cpu_set_kernels(const char *name);
+/* Models opened afterwards keep (true, the default) or skip (false) a copy
+ * of their output head in the kernels' own packed layout (llama.cpp calls
+ * this "repacking"): faster decoding, a longer open. For comparisons. */
+void slm_cpu_set_repack(bool on);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,8 @@ struct slm_model {
      * exceeds n_ctx_orig). */
     const float *rope_freqs, *rope_factors_long, *rope_factors_short;
     slm_layer *layers;
+    void *packed_mem;            /* the packed copies' memory (model_pack.c) */
+    size_t packed_len;
     uint64_t n_params;
     char name[128];
 };
@@ -76,5 +78,10 @@ struct slm_model {
 /* Binds the architecture, reads the hyper-parameters and checks every tensor
  * (presence, type, shape) so that the forward pass never has to. */
 slm_status slm_model_bind(struct slm_model *m);
+
+/* Gives the output head a copy in this CPU's packed layout when the kernels
+ * have one for its type (model_pack.c); frees it. */
+slm_status model_pack_weights(struct slm_model *m);
+void model_free_packed(struct slm_model *m);
 
 #endif

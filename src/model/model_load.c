@@ -154,6 +154,7 @@ static slm_status bind_mat(const gguf_file *f, const char *name, int64_t cols, i
     out->cols = cols;
     out->row_bytes = slm_row_bytes(t->type, cols);
     out->data = t->data;
+    out->packed = NULL;
     return SLM_OK;
 }
 
@@ -306,6 +307,7 @@ slm_status slm_model_open(const char *path, slm_model **out) {
     if (!st) st = check_arch(m);
     if (!st) st = tok_load(m->gguf, &m->tok);
     if (!st) st = slm_model_bind(m);
+    if (!st) st = model_pack_weights(m);
     if (st) { slm_model_close(m); return st; }
     *out = m;
     return SLM_OK;
@@ -313,6 +315,7 @@ slm_status slm_model_open(const char *path, slm_model **out) {
 
 void slm_model_close(slm_model *m) {
     if (!m) return;
+    model_free_packed(m);
     free(m->layers);
     tok_free(m->tok);
     gguf_close(m->gguf);

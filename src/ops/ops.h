@@ -14,6 +14,9 @@ typedef struct slm_mat {
     int64_t rows, cols;
     size_t row_bytes;
     const uint8_t *data;
+    /* the same rows in this CPU's own layout (slm_pack_groups), or NULL:
+     * op_matmul then reads only this copy */
+    const void *packed;
 } slm_mat;
 
 /* Bytes of scratch op_matmul needs for n_tok activation rows of W. */

@@ -38,9 +38,32 @@ typedef struct {
 #define MATMUL_SMALL_TILE_ROWS 32
 #endif
 
+/* Packed weights: workers take whole groups of rows. One token streams the
+ * range in one call; several walk it in tiles that stay in L2 while every
+ * token passes over them. */
+#ifndef MATMUL_PACKED_TILE_ROWS
+#define MATMUL_PACKED_TILE_ROWS 1024
+#endif
+static void matmul_packed(const matmul_job *j, int ith, int nth) {
+    const slm_mat *w = j->w;
+    long ng = (long)((w->rows + SLM_PACK_GROUP - 1) / SLM_PACK_GROUP), g0, g1;
+    slm_split_range(ng, ith, nth, &g0, &g1);
+    long lo = g0 * SLM_PACK_GROUP, hi = g1 * SLM_PACK_GROUP < w->rows ? g1 * SLM_PACK_GROUP : (long)w->rows;
+    long tile = j->n_tok == 1 ? hi - lo : MATMUL_PACKED_TILE_ROWS;
+    for (long r0 = lo; r0 < hi; r0 += tile) {
+        int nr = (int)(hi - r0 < tile ? hi - r0 : tile);
+        slm_packed_tile(w->type, w->packed, w->cols, r0, nr, j->xq, j->xq_stride, j->n_tok, j->y + r0,
+                        (size_t)w->rows);
+    }
+}
+
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const slm_mat *w = j->w;
+    if (w->packed) {
+        matmul_packed(j, ith, nth);
+        return;
+    }
     long lo, hi;
     slm_split_range((long)w->rows, ith, nth, &lo, &hi);
     if (j->n_tok == 1) {
@@ -50,13 +73,13 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         return;
     }
     if (j->n_tok < MATMUL_GEMM_MIN_TOK) {
-        /* A few tokens (batched decode of a few sequences): the one-row
-         * kernels on a tile that stays in cache, once per token. */
+        /* A few tokens (batched decode of a few sequences): tiles small
+         * enough to stay in L1/L2 where a type has no few-token kernel and
+         * falls back to one-row products per token. */
         for (long r0 = lo; r0 < hi; r0 += MATMUL_SMALL_TILE_ROWS) {
             int nr = (int)(hi - r0 < MATMUL_SMALL_TILE_ROWS ? hi - r0 : MATMUL_SMALL_TILE_ROWS);
-            for (int t = 0; t < j->n_tok; t++)
-                slm_vec_dot_rows(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr,
-                                 j->xq + (size_t)t * j->xq_stride, w->cols, j->y + (size_t)t * w->rows + r0);
+            slm_gemm_tile(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr, j->xq, j->xq_stride,
+                          j->n_tok, w->cols, j->y + r0, (size_t)w->rows);
         }
         return;
     }

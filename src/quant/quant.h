@@ -83,6 +83,26 @@ void slm_gemm_tile_scalar(uint32_t weight_type, const void *rows, size_t row_str
                           const void *xq, size_t xq_stride, int ntok, int64_t n, float *out,
                           size_t out_stride);
 
+/* ---- Weights repacked once for this CPU ----
+ * Some kernel sets read a type faster from a layout of their own than from
+ * GGUF blocks (AVX-512: Q8_0 in groups of SLM_PACK_GROUP rows, see
+ * packed_q8_0_avx512.c). A matrix is packed when the model opens and the
+ * products then read only the packed copy. Pack and use under one kernel
+ * set (slm_cpu_set_kernels belongs before any model is opened). */
+#define SLM_PACK_GROUP 16
+/* Bytes of the packed form of a rows x cols matrix; 0 when the active
+ * kernel set has none for the type (then the others must not be called). */
+size_t slm_packed_size(uint32_t weight_type, int64_t rows, int64_t cols);
+/* Packs the groups [g0, g1) (rows 16*g0 ..) of the matrix into `packed`
+ * (slm_packed_size bytes, 64-byte aligned); disjoint ranges may be packed by
+ * different threads. */
+void slm_pack_groups(uint32_t weight_type, const void *rows, size_t row_stride, int64_t nrows, int64_t cols,
+                     int64_t g0, int64_t g1, void *packed);
+/* slm_gemm_tile on the packed form: rows [r0, r0 + nrows), r0 a multiple of
+ * SLM_PACK_GROUP, r0 + nrows <= the matrix's rows, any ntok >= 1. */
+void slm_packed_tile(uint32_t weight_type, const void *packed, int64_t cols, int64_t r0, int nrows,
+                     const void *xq, size_t xq_stride, int ntok, float *out, size_t out_stride);
+
 /* The kernel set chosen at start-up: "scalar", "avx2", "avx512", "neon". */
 const char *slm_kernels_name(void);
 

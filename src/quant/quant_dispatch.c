@@ -135,7 +135,11 @@ void slm_kernels_gemm_tile(const slm_kernels *k, uint32_t type, const void *rows
     if (type >= SLM_TYPE_SLOTS || !k->dot[type] || nrows < 0 || ntok < 0) abort();
     check_len(type, n);
     if (nrows == 0 || ntok == 0) return;
-    if (k->gemm[type]) {
+    if (ntok < SLM_FEW_TOK && ntok > 1 && k->few[type]) {
+        k->few[type](rows, row_stride, nrows, xq, xq_stride, ntok, n, out, out_stride);
+        return;
+    }
+    if (ntok >= SLM_FEW_TOK && k->gemm[type]) {
         k->gemm[type](rows, row_stride, nrows, xq, xq_stride, ntok, n, out, out_stride);
         return;
     }
@@ -160,4 +164,28 @@ void slm_gemm_tile_scalar(uint32_t weight_type, const void *rows, size_t row_str
     for (int t = 0; t < ntok; t++)
         for (int r = 0; r < nrows; r++)
             out[(size_t)t * out_stride + r] = k->dot[weight_type](w + (size_t)r * row_stride, x + (size_t)t * xq_stride, n);
+}
+
+size_t slm_packed_size(uint32_t weight_type, int64_t rows, int64_t cols) {
+    const slm_kernels *k = kernels();
+    if (weight_type >= SLM_TYPE_SLOTS || !k->packed[weight_type].bytes || rows <= 0 || cols <= 0) return 0;
+    const slm_type_info *t = slm_type_get(weight_type);
+    if (!t || cols % t->block_size) return 0;
+    return k->packed[weight_type].bytes(rows, cols);
+}
+
+void slm_pack_groups(uint32_t weight_type, const void *rows, size_t row_stride, int64_t nrows, int64_t cols,
+                     int64_t g0, int64_t g1, void *packed) {
+    if (!slm_packed_size(weight_type, nrows, cols) || g0 < 0 || g1 * SLM_PACK_GROUP >= nrows + SLM_PACK_GROUP)
+        abort();
+    kernels()->packed[weight_type].pack(rows, row_stride, nrows, cols, g0, g1, packed);
+}
+
+void slm_packed_tile(uint32_t weight_type, const void *packed, int64_t cols, int64_t r0, int nrows,
+                     const void *xq, size_t xq_stride, int ntok, float *out, size_t out_stride) {
+    if (weight_type >= SLM_TYPE_SLOTS || !kernels()->packed[weight_type].tile || r0 % SLM_PACK_GROUP || nrows < 0 ||
+        ntok < 0)
+        abort();
+    if (nrows == 0 || ntok == 0) return;
+    kernels()->packed[weight_type].tile(packed, cols, r0, nrows, xq, xq_stride, ntok, out, out_stride);
 }
