@@ -86,6 +86,9 @@ static inline void slm_k3_scales(const uint8_t *s, int8_t out[16]) {
 
 /* ---- Kernel table ---- */
 #define SLM_TYPE_SLOTS 32
+/* Below this many tokens slm_gemm_tile uses the `few` kernels (or one-row
+ * products per token), from it on the `gemm` ones. */
+#define SLM_FEW_TOK 8
 
 /* Dot product of one stored row (n elements) with activations in vec_type. */
 typedef float (*slm_dot_fn)(const void *row, const void *xq, int64_t n);
@@ -98,11 +101,27 @@ typedef void (*slm_gemm_fn)(const void *rows, size_t stride, int nrows, const vo
 /* Quantizes n floats (a multiple of the block size) into dst. */
 typedef void (*slm_quant_fn)(const float *x, void *dst, int64_t n);
 
+/* A kernel set's own layout for a weight type (see slm_packed_size in
+ * quant.h); all NULL where it has none. */
+typedef struct {
+    size_t (*bytes)(int64_t rows, int64_t cols);
+    void (*pack)(const void *rows, size_t stride, int64_t nrows, int64_t cols, int64_t g0, int64_t g1,
+                 void *packed);
+    void (*tile)(const void *packed, int64_t cols, int64_t r0, int nrows, const void *xq, size_t xq_stride,
+                 int ntok, float *out, size_t out_stride);
+} slm_packed_kernels;
+
 typedef struct slm_kernels {
     const char *name;
     slm_dot_fn dot[SLM_TYPE_SLOTS];
     slm_dot_rows_fn rows[SLM_TYPE_SLOTS]; /* NULL: loop over dot */
     slm_gemm_fn gemm[SLM_TYPE_SLOTS];     /* NULL: loop over rows / dot */
+    /* Tiles for a few tokens (1 < ntok < SLM_FEW_TOK, batched decoding):
+     * read the stored layout as it is, unpacking each weight block once for
+     * all the tokens (gemm repacks rows per call, which only pays for many
+     * tokens). NULL: a loop of rows per token. */
+    slm_gemm_fn few[SLM_TYPE_SLOTS];
+    slm_packed_kernels packed[SLM_TYPE_SLOTS];
     slm_quant_fn quant_q8_0;
     slm_quant_fn quant_q8_k;
 } slm_kernels;
@@ -129,6 +148,10 @@ void slm_kernels_fill_avx2(slm_kernels *k);
 void slm_kernels_fill_avx512(slm_kernels *k);
 /* the prompt tiles of gemm_tiles_avx512.c (fill_avx512 calls it) */
 void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k);
+/* the few-token tiles of few_tok_avx512.c (fill_avx512 calls it) */
+void slm_kernels_fill_few_avx512(slm_kernels *k);
+/* the packed Q8_0 layout of packed_q8_0_avx512.c (fill_avx512 calls it) */
+void slm_kernels_fill_packed_avx512(slm_kernels *k);
 #endif
 #if defined(__aarch64__)
 void slm_kernels_fill_neon(slm_kernels *k);
