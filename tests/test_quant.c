@@ -569,19 +569,23 @@ static void check_packed(uint32_t type, int64_t rows, int64_t n, int ntok) {
                 CHECKF(0, "packed %lldx%lld r=%lld t=%d: %.9g scalar %.9g tol %.3g", (long long)rows, (long long)n,
                        (long long)(r0 + (int64_t)r), t, g, want, tl);
         }
-    CHECKF(bad == 0, "packed %lldx%lld x %d tokens: %d bad", (long long)rows, (long long)n, ntok, bad);
+    CHECKF(bad == 0, "packed %s %lldx%lld x %d tokens: %d bad", slm_type_get(type)->name, (long long)rows, (long long)n, ntok, bad);
     free(wbuf); free(xbuf); free(packed); free(x); free(ref); free(got);
 }
 
 static void test_packed(void) {
     static const int64_t rows[] = { 1, 15, 16, 17, 37, 64, 100 };
     static const int64_t blocks[] = { 1, 2, 3, 20, 64, 127, 128, 129, 300 };
+    static const uint32_t kinds[] = { SLM_T_Q8_0, SLM_T_Q4_0, SLM_T_Q5_0 };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         for (size_t j = 0; j < sizeof blocks / sizeof blocks[0]; j++)
-            check_packed(SLM_T_Q8_0, rows[i], blocks[j] * QK, 1 + (int)((i * 7 + j * 3) % 19));
-    for (int ntok = 1; ntok <= 17; ntok++) check_packed(SLM_T_Q8_0, 40, 20 * QK, ntok);
-    /* AVX-512 packs Q8_0 (the checks above ran), nothing else yet */
-    if (strcmp(slm_kernels_name(), "avx512") == 0) CHECK(slm_packed_size(SLM_T_Q8_0, 16, 32) > 0);
+            for (int k = 0; k < 3; k++)
+                check_packed(kinds[k], rows[i], blocks[j] * QK, 1 + (int)((i * 7 + j * 3 + k) % 19));
+    for (int ntok = 1; ntok <= 17; ntok++)
+        for (int k = 0; k < 3; k++) check_packed(kinds[k], 40, 20 * QK, ntok);
+    /* AVX-512 packs the 32-blocks (the checks above ran), not the K-quants */
+    if (strcmp(slm_kernels_name(), "avx512") == 0)
+        for (int k = 0; k < 3; k++) CHECK(slm_packed_size(kinds[k], 16, 32) > 0);
     CHECK(slm_packed_size(SLM_T_Q4_K, 16, 256) == 0);
 }
 

@@ -1,6 +1,6 @@
 /* Private to the AVX-512 files of src/quant: the "16 rows per vector"
  * layout that the prompt tiles (gemm_tiles_avx512.c) build per call and the
- * packed Q8_0 weights (packed_q8_0_avx512.c) keep for good. Vector j of a
+ * packed Q8_0 weights (packed_avx512.c) keep for good. Vector j of a
  * 32-element block holds, in int32 lane r, bytes 4j..4j+3 of row r's block
  * made unsigned (q + o: o = 128, 8, 16 for Q8_0, Q4_0, Q5_0), as vpdpbusd
  * wants its first operand. */

@@ -85,8 +85,8 @@ void slm_gemm_tile_scalar(uint32_t weight_type, const void *rows, size_t row_str
 
 /* ---- Weights repacked once for this CPU ----
  * Some kernel sets read a type faster from a layout of their own than from
- * GGUF blocks (AVX-512: Q8_0 in groups of SLM_PACK_GROUP rows, see
- * packed_q8_0_avx512.c). A matrix is packed when the model opens and the
+ * GGUF blocks (AVX-512: Q8_0, Q4_0, Q5_0 in groups of SLM_PACK_GROUP rows,
+ * see packed_avx512.c). A matrix is packed when the model opens and the
  * products then read only the packed copy. Pack and use under one kernel
  * set (slm_cpu_set_kernels belongs before any model is opened). */
 #define SLM_PACK_GROUP 16

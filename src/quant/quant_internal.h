@@ -150,7 +150,7 @@ void slm_kernels_fill_avx512(slm_kernels *k);
 void slm_kernels_fill_gemm_tiles_avx512(slm_kernels *k);
 /* the few-token tiles of few_tok_avx512.c (fill_avx512 calls it) */
 void slm_kernels_fill_few_avx512(slm_kernels *k);
-/* the packed Q8_0 layout of packed_q8_0_avx512.c (fill_avx512 calls it) */
+/* the packed Q8_0 layout of packed_avx512.c (fill_avx512 calls it) */
 void slm_kernels_fill_packed_avx512(slm_kernels *k);
 #endif
 #if defined(__aarch64__)

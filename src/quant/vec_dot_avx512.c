@@ -339,5 +339,5 @@ void slm_kernels_fill_avx512(slm_kernels *k) {
     k->quant_q8_0 = quant_q8_0;
     k->quant_q8_k = quant_q8_k;
     slm_kernels_fill_gemm_tiles_avx512(k); /* the prompt tiles: gemm_tiles_avx512.c */
-    slm_kernels_fill_packed_avx512(k);     /* Q8_0 repacked at load: packed_q8_0_avx512.c */
+    slm_kernels_fill_packed_avx512(k);     /* 32-blocks repacked at load: packed_avx512.c */
 }
