@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/threadpool.h"
@@ -26,6 +27,8 @@ static double cpu_s(void) {
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: batch_bench MODEL.gguf\n"); return 2; }
     slm_model *m;
+    const char *rp = getenv("SLM_REPACK"); /* SLM_REPACK=0: the matrices as stored */
+    if (rp && !strcmp(rp, "0")) slm_cpu_set_repack(false);
     if (slm_model_open(argv[1], &m)) { fprintf(stderr, "%s\n", slm_last_error()); return 1; }
     slm_batch_params bp = { .n_seq = 16, .n_ctx = 512, .n_threads = 1 };
     slm_batch *b;

@@ -27,17 +27,36 @@
 typedef struct {
     slm_mat **mats;
     int n;
+    bool forget; /* the weights are a file mapping we own */
 } pack_job;
 
-/* Every matrix is split among all workers: a model's matrices differ in size
- * by 400x, a split by matrices would leave threads idle. */
+/* Groups packed between two page drops: 1024 rows */
+#define PACK_STEP 64
+
+/* Every matrix is split among all workers (a model's matrices differ in size
+ * by 400x: a split by matrices would leave threads idle). Each worker drops
+ * the file pages it has packed as it goes, so the peak resident size stays
+ * near the file's size instead of file + copy. Pages that straddle two
+ * workers' ranges are left to the caller. */
 static void pack_worker(void *ctx, int ith, int nth) {
     const pack_job *j = ctx;
+    const uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (int i = 0; i < j->n; i++) {
         const slm_mat *w = j->mats[i];
         long ng = (long)((w->rows + SLM_PACK_GROUP - 1) / SLM_PACK_GROUP), g0, g1;
         slm_split_range(ng, ith, nth, &g0, &g1);
-        if (g1 > g0) slm_pack_groups(w->type, w->data, w->row_bytes, w->rows, w->cols, g0, g1, (void *)w->packed);
+        uintptr_t dropped = ((uintptr_t)(w->data + (size_t)g0 * SLM_PACK_GROUP * w->row_bytes) + ps - 1) & ~(ps - 1);
+        for (long g = g0; g < g1; g += PACK_STEP) {
+            long ge = g + PACK_STEP < g1 ? g + PACK_STEP : g1;
+            slm_pack_groups(w->type, w->data, w->row_bytes, w->rows, w->cols, g, ge, (void *)w->packed);
+            if (!j->forget) continue;
+            int64_t re = ge * SLM_PACK_GROUP < w->rows ? ge * SLM_PACK_GROUP : w->rows;
+            uintptr_t end = (uintptr_t)(w->data + (size_t)re * w->row_bytes) & ~(ps - 1);
+            if (end > dropped) {
+                madvise((void *)dropped, end - dropped, MADV_DONTNEED);
+                dropped = end;
+            }
+        }
     }
 }
 
@@ -101,7 +120,7 @@ slm_status model_pack_weights(struct slm_model *m) {
         goto done;
     }
     for (int i = 0; i < n; i++) mats[i]->packed = (uint8_t *)mem + off[i];
-    pack_job j = { mats, n };
+    pack_job j = { mats, n, m->gguf->map != NULL };
     slm_pool_run(pool, pack_worker, &j);
     slm_pool_free(pool);
     mprotect(mem, len, PROT_READ);
