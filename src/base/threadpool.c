@@ -8,6 +8,10 @@
 
 #include "base/status.h"
 
+#ifdef SLM_OPENMP
+#include <omp.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define cpu_relax() _mm_pause()
@@ -22,6 +26,7 @@
 
 struct slm_pool {
     int n;
+    int spawned;               /* threads of ours: n, or 1 with OpenMP */
     pthread_t *threads;
     slm_pool_fn fn;
     void *ctx;
@@ -77,15 +82,20 @@ slm_status slm_pool_new(int n_threads, slm_pool **out) {
     pthread_cond_init(&p->wake, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) { free(p); return slm_fail(SLM_ERR_NOMEM, "out of memory creating thread pool"); }
-    for (int i = 1; i < n_threads; i++) {
+    int spawn = n_threads;
+#ifdef SLM_OPENMP
+    spawn = 1; /* no workers of ours: slm_pool_run uses OpenMP's */
+#endif
+    for (int i = 1; i < spawn; i++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa || (wa->p = p, wa->ith = i, pthread_create(&p->threads[i], NULL, worker_main, wa)) != 0) {
             free(wa);
-            p->n = i;  /* join only those started */
+            p->spawned = i;  /* join only those started */
             slm_pool_free(p);
             return slm_fail(SLM_ERR_NOMEM, "cannot start worker thread %d", i);
         }
     }
+    p->spawned = spawn;
     *out = p;
     return SLM_OK;
 }
@@ -96,7 +106,7 @@ void slm_pool_free(slm_pool *p) {
     atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    for (int i = 1; i < p->spawned; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p->threads);
@@ -107,6 +117,13 @@ int slm_pool_size(const slm_pool *p) { return p->n; }
 
 void slm_pool_run(slm_pool *p, slm_pool_fn fn, void *ctx) {
     if (p->n == 1) { fn(ctx, 0, 1); return; }
+#ifdef SLM_OPENMP
+    /* The comparison build (cmake -DSLM_OPENMP=ON): OpenMP's team instead
+     * of our workers, which then only sleep. docs/PERFORMANCE.md has both. */
+#pragma omp parallel num_threads(p->n)
+    fn(ctx, omp_get_thread_num(), p->n);
+    return;
+#endif
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
