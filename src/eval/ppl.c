@@ -18,12 +18,6 @@ double slm_log_softmax_at(const float *logits, int n_vocab, slm_token tok) {
     return (double)logits[tok] - row_lse(logits, n_vocab);
 }
 
-slm_token slm_argmax(const float *logits, int n_vocab) {
-    int best = 0;
-    for (int i = 1; i < n_vocab; i++) if (logits[i] > logits[best]) best = i;
-    return best;
-}
-
 /* Running mean and variance of a series (sums in double). */
 typedef struct { double sum, sum2; uint64_t n; } moments;
 static void mom_add(moments *m, double x) { m->sum += x; m->sum2 += x * x; m->n++; }

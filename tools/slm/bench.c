@@ -136,13 +136,6 @@ static uint64_t rng_next(void) {  /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static slm_token argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -262,7 +255,7 @@ static double run_tg(slm_session *s, int n_vocab, int n_gen) {
             fprintf(stderr, "slm bench: tg%d: %s\n", n_gen, slm_last_error());
             return -1;
         }
-        tok = argmax(slm_session_logits(s), n_vocab);
+        tok = slm_argmax(slm_session_logits(s), n_vocab);
     }
     return now_ns() - t0;
 }
@@ -344,7 +337,7 @@ static int time_to_first_token(const char *path, int n_threads, int n_ctx, doubl
         slm_session_eval(s, toks, (int)n, false)) {
         fprintf(stderr, "slm bench: %s: %s\n", path, slm_last_error());
     } else {
-        volatile slm_token first = argmax(slm_session_logits(s), slm_vocab_size(m));
+        volatile slm_token first = slm_argmax(slm_session_logits(s), slm_vocab_size(m));
         (void)first;
         *ms = (now_ns() - t0) / 1e6;
         *n_prompt = (int)n;
