@@ -6,7 +6,9 @@
  * integers are a step function of the scale, so a handful of candidates
  * around the "largest value lands on the last level" scale finds most of
  * the gain; two rounds of "re-round with the fitted scale, refit" polish
- * the winner. Errors are sum_i w_i (x_i - y_i)^2. */
+ * the winner. With weights from an importance matrix (clip), scales that
+ * clip a block's extremes are tried as well. Errors are
+ * sum_i w_i (x_i - y_i)^2. */
 #include <math.h>
 #include <string.h>
 
@@ -50,7 +52,72 @@ static float sym_try(int n, const float *x, const float *w, int qmin, int qmax, 
     return sxq * sxq / sqq;
 }
 
-float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int n_grid, int8_t *q) {
+/* Re-rounds with the fitted scale and refits, up to `rounds` times, while
+ * the score improves; clipping allowed. */
+static void sym_polish(int n, const float *x, const float *w, int qmin, int qmax, int rounds, int8_t *q,
+                       float *score, float *d) {
+    int8_t cand[256];
+    for (int it = 0; it < rounds && *d != 0; it++) {
+        float nd;
+        float s = sym_try(n, x, w, qmin, qmax, 1.0f / *d, cand, &nd);
+        if (s <= *score) break;
+        *score = s, *d = nd, memcpy(q, cand, (size_t)n);
+    }
+}
+
+/* Scales that clip the largest value, tried only for weights from an
+ * importance matrix. Such a matrix often has a few columns hundreds of times
+ * more active than the rest; the best fit then puts that column's value
+ * exactly on a level and lets the block's extremes clip. The default
+ * weights are only a proxy for what the model needs, and with them
+ * clipping lowers the weighted error but raises perplexity (slm_fit_sym).
+ * Candidates: the heaviest element (largest w x^2) on each level 1..16, and
+ * 8 scales up to two levels finer than the largest value's; each is
+ * re-rounded and refitted CLIP_ROUNDS times. The result replaces the
+ * no-clip fit only if its error is at least 2 % lower (CLIP_GAIN): on data
+ * already on a grid the no-clip fit is exact, and a tie must not move it. */
+#define CLIP_GAIN 0.98f
+#define CLIP_ROUNDS 2
+#define CLIP_FINER 8
+
+static void sym_clip_search(int n, const float *x, const float *w, int qmin, int qmax, int8_t *q, float *best,
+                            float *best_d) {
+    float sxx = 0, amax = 0, top = -1;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        float e = w[i] * x[i] * x[i];
+        sxx += e;
+        if (e > top) top = e, k = i;
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]);
+    }
+    if (!(sxx > 0) || x[k] == 0) return;
+    int8_t cand[256], bq[2][256];
+    float top_s[2] = { -1, -1 }, top_d[2] = { 0, 0 };
+    int lmax = -qmin > qmax ? -qmin : qmax;
+    int n_anchor = lmax < 16 ? lmax : 16;
+    /* the two best candidates as rounded, then polished */
+    for (int c = 0; c < n_anchor + CLIP_FINER; c++) {
+        float is = c < n_anchor ? (float)(c + 1) / fabsf(x[k])
+                                : ((float)lmax + 0.25f * (float)(c - n_anchor + 1)) / amax;
+        float d, s = sym_try(n, x, w, qmin, qmax, is, cand, &d);
+        if (d == 0 || s <= top_s[1]) continue;
+        int slot = s > top_s[0] ? 0 : 1;
+        if (slot == 0) top_s[1] = top_s[0], top_d[1] = top_d[0], memcpy(bq[1], bq[0], (size_t)n);
+        top_s[slot] = s, top_d[slot] = d, memcpy(bq[slot], cand, (size_t)n);
+    }
+    float cbest = -1, cd = 0;
+    int win = 0;
+    for (int t = 0; t < 2 && top_s[t] > 0; t++) {
+        sym_polish(n, x, w, qmin, qmax, CLIP_ROUNDS, bq[t], &top_s[t], &top_d[t]);
+        if (top_s[t] > cbest) cbest = top_s[t], cd = top_d[t], win = t;
+    }
+    if (cbest > *best && sxx - cbest < CLIP_GAIN * (sxx - *best)) {
+        *best = cbest, *best_d = cd;
+        memcpy(q, bq[win], (size_t)n);
+    }
+}
+
+float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int n_grid, bool clip, int8_t *q) {
     float amax = 0, xm = 0;
     for (int i = 0; i < n; i++) {
         float a = fabsf(x[i]);
@@ -66,8 +133,10 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
     /* k = -1 puts the extreme value on level +-qmax and k = 0 on qmin (the
      * two classic round-to-nearest scales: data already on such a grid comes
      * back exactly); the grid spans levels l0 down to l0 - 1.5. Scales that
-     * would clip the largest value are never tried: clipping lowers the rms
-     * error but loses the outliers a model depends on (perplexity suffers) */
+     * would clip the largest value are not tried here: clipping lowers the
+     * rms error but loses the outliers a model depends on (perplexity
+     * suffers); only with clip (an importance matrix) does sym_clip_search
+     * try them */
     for (int k = qmax == -qmin ? 0 : -1; k <= n_grid; k++) {
         float level = k == -1 ? (float)qmax
                     : k == 0 ? l0
@@ -83,6 +152,7 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
         if (s <= best || fabsf(xm / d) > l0 + 0.5f) break;
         best = s, best_d = d, memcpy(q, cand, (size_t)n);
     }
+    if (clip && w) sym_clip_search(n, x, w, qmin, qmax, q, &best, &best_d);
     return best_d;
 }
 
@@ -121,8 +191,8 @@ static void affine_round(int n, const float *x, int qmax, float lo, float is, ui
     for (int i = 0; i < n; i++) q[i] = (uint8_t)round_clamp((x[i] - lo) * is, 0, qmax);
 }
 
-void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_nonpos, int n_grid, uint8_t *q,
-                    float *d, float *m) {
+void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_nonpos, int n_grid, bool clip,
+                    uint8_t *q, float *d, float *m) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) {
         if (x[i] < lo) lo = x[i];
@@ -134,7 +204,7 @@ void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_no
         *d = 0, *m = min_nonpos && lo > 0 ? 0 : lo;
         return;
     }
-    uint8_t cand[256];
+    uint8_t cand[256], qtmp[256];
     float best = INFINITY, bd = 0, bm = lo;
     for (int k = 0; k <= n_grid; k++) {
         /* never more than qmax steps: that would clip the extremes */
@@ -151,6 +221,26 @@ void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_no
         float e = affine_solve(n, x, w, cand, min_nonpos, &cd, &cm);
         if (!(e < best) || cd <= 0 || (hi - cm) / cd > (float)qmax + 0.5f) break;
         best = e, bd = cd, bm = cm, memcpy(q, cand, (size_t)n);
+    }
+    if (clip && w) { /* as in sym_clip_search: CLIP_FINER finer steps clipping the top, as many the bottom */
+        uint8_t bq[256];
+        float cbest = INFINITY, cbd = 0, cbm = 0;
+        for (int c = 0; c < 2 * CLIP_FINER; c++) {
+            float is = ((float)qmax + 0.25f * (float)(c / 2 + 1)) / (hi - lo);
+            float org = c % 2 ? hi - (float)qmax / is : lo;
+            affine_round(n, x, qmax, org, is, cand);
+            float cd, cm;
+            float e = affine_solve(n, x, w, cand, min_nonpos, &cd, &cm);
+            for (int it = 0; it < CLIP_ROUNDS && cd > 0; it++) {
+                affine_round(n, x, qmax, cm, 1.0f / cd, qtmp);
+                float nd, nm;
+                float e2 = affine_solve(n, x, w, qtmp, min_nonpos, &nd, &nm);
+                if (!(e2 < e) || nd <= 0) break;
+                e = e2, cd = nd, cm = nm, memcpy(cand, qtmp, (size_t)n);
+            }
+            if (e < cbest && cd > 0) cbest = e, cbd = cd, cbm = cm, memcpy(bq, cand, (size_t)n);
+        }
+        if (cbest < CLIP_GAIN * best) best = cbest, bd = cbd, bm = cbm, memcpy(q, bq, (size_t)n);
     }
     *d = bd, *m = bm;
 }

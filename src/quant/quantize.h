@@ -34,26 +34,33 @@ void slm_quant_weights(const float *x, const float *imp, float *w, int64_t n);
  * NULL for plain least squares. Returns false for a type it cannot produce
  * or a bad n. Deterministic; no allocation. */
 bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, int64_t n);
+/* The same for weights made from an importance matrix: the block search
+ * may then also clip a block's extreme values when that lowers the weighted
+ * error (quant_fit.c says why only then). */
+bool slm_quantize_row_imp(uint32_t type, const float *x, const float *w, void *dst, int64_t n);
 
 /* ---- block fitters (quant_fit.c), shared by the legacy and K formats ---- */
 
 /* Symmetric: x ~ d*q, q integer in [qmin, qmax] (qmin < 0 < qmax). Writes
  * q, returns d (0 when the block is all zeros). n_grid candidate scales
- * are tried around the one that maps the largest |x| to qmin. */
-float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int n_grid, int8_t *q);
+ * are tried around the one that maps the largest |x| to qmin; with clip
+ * (and weights), scales that clip the largest values are tried too. */
+float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int n_grid, bool clip, int8_t *q);
 /* Affine: x ~ d*q + m, q in [0, qmax]. With min_nonpos, m is kept <= 0 (the
- * K-quants store -m as an unsigned min). Writes q, *d (>= 0) and *m. */
-void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_nonpos, int n_grid,
+ * K-quants store -m as an unsigned min). Writes q, *d (>= 0) and *m. clip
+ * as for slm_fit_sym. */
+void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_nonpos, int n_grid, bool clip,
                     uint8_t *q, float *d, float *m);
 /* Non-negative values v ~ d*q, q in [0, qmax] (scales of sub-blocks). */
 float slm_fit_unsigned(int n, const float *v, const float *w, int qmax, uint8_t *q);
 
-/* K-quant blocks (quantize_k.c): one 256-value super-block each. */
-void slm_quantize_block_q2_k(const float *x, const float *w, uint8_t *dst);
-void slm_quantize_block_q3_k(const float *x, const float *w, uint8_t *dst);
-void slm_quantize_block_q4_k(const float *x, const float *w, uint8_t *dst);
-void slm_quantize_block_q5_k(const float *x, const float *w, uint8_t *dst);
-void slm_quantize_block_q6_k(const float *x, const float *w, uint8_t *dst);
+/* K-quant blocks (quantize_k.c): one 256-value super-block each; clip as
+ * for slm_fit_sym. */
+void slm_quantize_block_q2_k(const float *x, const float *w, bool clip, uint8_t *dst);
+void slm_quantize_block_q3_k(const float *x, const float *w, bool clip, uint8_t *dst);
+void slm_quantize_block_q4_k(const float *x, const float *w, bool clip, uint8_t *dst);
+void slm_quantize_block_q5_k(const float *x, const float *w, bool clip, uint8_t *dst);
+void slm_quantize_block_q6_k(const float *x, const float *w, bool clip, uint8_t *dst);
 
 /* ---- mixes (quant_mix.c) ---- */
 

@@ -12,6 +12,8 @@
  *     keeps the pair with the lowest error after re-rounding its values;
  *  4. the super-scales are refitted by least squares to the final integers
  *     and kept only if that lowers the error.
+ * With an importance matrix (clip) the super-block is fitted twice, with
+ * and without clipping in step 1, and the lower total error is kept.
  * Layouts are the inverse of quant_ref.c's dequantizers. */
 #include <math.h>
 #include <string.h>
@@ -58,14 +60,14 @@ static float aff_total(const kaff *c, const float *x, const float *w, float d, f
     return err;
 }
 
-static void kaff_fit(const kaff *c, const float *x, const float *w, uint8_t *q, uint8_t *sc, uint8_t *mn,
-                     float *d_out, float *dmin_out) {
+static float kaff_fit(const kaff *c, const float *x, const float *w, bool clip, uint8_t *q, uint8_t *sc,
+                      uint8_t *mn, float *d_out, float *dmin_out) {
     float scales[16], mins[16], sw[16];
     for (int j = 0; j < c->nsub; j++) {
         int o = j * c->sublen;
         const float *wj = w ? w + o : NULL;
         float m;
-        slm_fit_affine(c->sublen, x + o, wj, c->qmax, true, c->grid, q + o, &scales[j], &m);
+        slm_fit_affine(c->sublen, x + o, wj, c->qmax, true, c->grid, clip, q + o, &scales[j], &m);
         mins[j] = -m;
         sw[j] = 0;
         for (int i = 0; i < c->sublen; i++) sw[j] += wt(wj, i);
@@ -104,12 +106,29 @@ static void kaff_fit(const kaff *c, const float *x, const float *w, uint8_t *q, 
         uint8_t q2[256];
         if (nd >= 0 && ndm >= 0) {
             float e2 = aff_total(c, x, w, nd, ndm, sc, mn, q2);
-            if (e2 < err) d = nd, dmin = ndm, memcpy(q, q2, (size_t)(c->nsub * c->sublen));
+            if (e2 < err) err = e2, d = nd, dmin = ndm, memcpy(q, q2, (size_t)(c->nsub * c->sublen));
         }
     } else {
-        aff_total(c, x, w, d, dmin, sc, mn, q);
+        err = aff_total(c, x, w, d, dmin, sc, mn, q);
     }
     *d_out = d, *dmin_out = dmin;
+    return err;
+}
+
+/* With clip, the super-block is fitted both ways and the lower total error
+ * kept: a sub-block fit that clips can win on its own yet lose once the
+ * scales are quantized (a block already on a K-quant grid, for one). */
+static void kaff_best(const kaff *c, const float *x, const float *w, bool clip, uint8_t *q, uint8_t *sc,
+                      uint8_t *mn, float *d, float *dmin) {
+    float e0 = kaff_fit(c, x, w, false, q, sc, mn, d, dmin);
+    if (!clip || !w || !(e0 > 0)) return;
+    uint8_t q1[QK_K], sc1[16], mn1[16];
+    float d1, dmin1;
+    float e1 = kaff_fit(c, x, w, true, q1, sc1, mn1, &d1, &dmin1);
+    if (e1 < e0) {
+        memcpy(q, q1, QK_K), memcpy(sc, sc1, (size_t)c->nsub), memcpy(mn, mn1, (size_t)c->nsub);
+        *d = d1, *dmin = dmin1;
+    }
 }
 
 static const kaff KAFF_Q2 = { 16, 16, 3, 15, 16 };
@@ -126,10 +145,10 @@ static void pack_2bit(const uint8_t *u, uint8_t *qs) {
     }
 }
 
-void slm_quantize_block_q2_k(const float *x, const float *w, uint8_t *b) {
+void slm_quantize_block_q2_k(const float *x, const float *w, bool clip, uint8_t *b) {
     uint8_t q[QK_K], sc[16], mn[16];
     float d, dmin;
-    kaff_fit(&KAFF_Q2, x, w, q, sc, mn, &d, &dmin);
+    kaff_best(&KAFF_Q2, x, w, clip, q, sc, mn, &d, &dmin);
     for (int j = 0; j < 16; j++) b[j] = (uint8_t)(sc[j] | (mn[j] << 4));
     pack_2bit(q, b + Q2_K_QS);
     wr_u16(b + Q2_K_D, slm_f32_to_f16(d));
@@ -153,20 +172,20 @@ static void pack_nibbles_k(const uint8_t *u, uint8_t *qs) {
             qs[32 * i + l] = (uint8_t)((u[64 * i + l] & 15) | ((u[64 * i + 32 + l] & 15) << 4));
 }
 
-void slm_quantize_block_q4_k(const float *x, const float *w, uint8_t *b) {
+void slm_quantize_block_q4_k(const float *x, const float *w, bool clip, uint8_t *b) {
     uint8_t q[QK_K], sc[8], mn[8];
     float d, dmin;
-    kaff_fit(&KAFF_Q4, x, w, q, sc, mn, &d, &dmin);
+    kaff_best(&KAFF_Q4, x, w, clip, q, sc, mn, &d, &dmin);
     wr_u16(b, slm_f32_to_f16(d));
     wr_u16(b + 2, slm_f32_to_f16(dmin));
     pack_k4_scales(sc, mn, b + Q4_K_SC);
     pack_nibbles_k(q, b + Q4_K_QS);
 }
 
-void slm_quantize_block_q5_k(const float *x, const float *w, uint8_t *b) {
+void slm_quantize_block_q5_k(const float *x, const float *w, bool clip, uint8_t *b) {
     uint8_t q[QK_K], sc[8], mn[8];
     float d, dmin;
-    kaff_fit(&KAFF_Q5, x, w, q, sc, mn, &d, &dmin);
+    kaff_best(&KAFF_Q5, x, w, clip, q, sc, mn, &d, &dmin);
     wr_u16(b, slm_f32_to_f16(d));
     wr_u16(b + 2, slm_f32_to_f16(dmin));
     pack_k4_scales(sc, mn, b + Q5_K_SC);
@@ -196,16 +215,18 @@ static float sym_sub(const ksym *c, const float *x, const float *w, float dl, in
     return err;
 }
 
-static float ksym_fit(const ksym *c, const float *x, const float *w, int8_t *q, int8_t *sc) {
+/* Returns the weighted error; the super-scale goes to *d_out. */
+static float ksym_fit(const ksym *c, const float *x, const float *w, bool clip, int8_t *q, int8_t *sc,
+                      float *d_out) {
     float scales[16], sw[16];
     for (int j = 0; j < 16; j++) {
         const float *wj = w ? w + 16 * j : NULL;
-        scales[j] = slm_fit_sym(16, x + 16 * j, wj, c->qmin, c->qmax, c->grid, q + 16 * j);
+        scales[j] = slm_fit_sym(16, x + 16 * j, wj, c->qmin, c->qmax, c->grid, clip, q + 16 * j);
         /* a scale error e costs e^2 * sum w q^2 in this sub-block */
         sw[j] = 0;
         for (int i = 0; i < 16; i++) sw[j] += wt(wj, i) * (float)(q[16 * j + i] * q[16 * j + i]);
     }
-    float d = f16_round(slm_fit_sym(16, scales, sw, c->cmin, c->cmax, 8, sc));
+    float d = f16_round(slm_fit_sym(16, scales, sw, c->cmin, c->cmax, 8, false, sc));
     int8_t tmp[16];
     float err = 0;
     for (int j = 0; j < 16; j++) {
@@ -231,17 +252,29 @@ static float ksym_fit(const ksym *c, const float *x, const float *w, int8_t *q, 
         float nd = f16_round((float)(sxa / saa)), e2 = 0;
         int8_t q2[QK_K];
         for (int j = 0; j < 16; j++) e2 += sym_sub(c, x + 16 * j, w ? w + 16 * j : NULL, nd * (float)sc[j], q2 + 16 * j);
-        if (e2 < err) d = nd, memcpy(q, q2, QK_K);
+        if (e2 < err) err = e2, d = nd, memcpy(q, q2, QK_K);
     }
+    *d_out = d;
+    return err;
+}
+
+/* As kaff_best. */
+static float ksym_best(const ksym *c, const float *x, const float *w, bool clip, int8_t *q, int8_t *sc) {
+    float d;
+    float e0 = ksym_fit(c, x, w, false, q, sc, &d);
+    if (!clip || !w || !(e0 > 0)) return d;
+    int8_t q1[QK_K], sc1[16];
+    float d1;
+    if (ksym_fit(c, x, w, true, q1, sc1, &d1) < e0) memcpy(q, q1, QK_K), memcpy(sc, sc1, 16), d = d1;
     return d;
 }
 
 static const ksym KSYM_Q3 = { -4, 3, -32, 31, 12 };
 static const ksym KSYM_Q6 = { -32, 31, -128, 127, 6 };
 
-void slm_quantize_block_q3_k(const float *x, const float *w, uint8_t *b) {
+void slm_quantize_block_q3_k(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK_K], sc[16];
-    float d = ksym_fit(&KSYM_Q3, x, w, q, sc);
+    float d = ksym_best(&KSYM_Q3, x, w, clip, q, sc);
     uint8_t u[QK_K];
     for (int e = 0; e < QK_K; e++) u[e] = (uint8_t)(q[e] + 4);
     uint8_t *hm = b;
@@ -259,9 +292,9 @@ void slm_quantize_block_q3_k(const float *x, const float *w, uint8_t *b) {
     wr_u16(b + Q3_K_D, slm_f32_to_f16(d));
 }
 
-void slm_quantize_block_q6_k(const float *x, const float *w, uint8_t *b) {
+void slm_quantize_block_q6_k(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK_K], sc[16];
-    float d = ksym_fit(&KSYM_Q6, x, w, q, sc);
+    float d = ksym_best(&KSYM_Q6, x, w, clip, q, sc);
     uint8_t *ql = b, *qh = b + Q6_K_QH;
     memset(ql, 0, 128);
     memset(qh, 0, 64);

@@ -35,8 +35,8 @@ static inline int clamp_round(float v, int lo, int hi) {
 }
 
 /* Symmetric block: fit, store d as f16, re-round against the stored d. */
-static float sym_block(const float *x, const float *w, int qmin, int qmax, int grid, int8_t *q) {
-    float d = slm_fit_sym(QK, x, w, qmin, qmax, grid, q);
+static float sym_block(const float *x, const float *w, bool clip, int qmin, int qmax, int grid, int8_t *q) {
+    float d = slm_fit_sym(QK, x, w, qmin, qmax, grid, clip, q);
     float dr = f16_round(d);
     if (dr != d) {
         float id = dr != 0 ? 1.0f / dr : 0.0f;
@@ -46,8 +46,9 @@ static float sym_block(const float *x, const float *w, int qmin, int qmax, int g
 }
 
 /* Affine block: fit, store d and m as f16, re-round against them. */
-static void affine_block(const float *x, const float *w, int qmax, int grid, uint8_t *q, float *d, float *m) {
-    slm_fit_affine(QK, x, w, qmax, false, grid, q, d, m);
+static void affine_block(const float *x, const float *w, bool clip, int qmax, int grid, uint8_t *q, float *d,
+                         float *m) {
+    slm_fit_affine(QK, x, w, qmax, false, grid, clip, q, d, m);
     float dr = f16_round(*d), mr = f16_round(*m);
     if (dr != *d || mr != *m) {
         float id = dr != 0 ? 1.0f / dr : 0.0f;
@@ -56,17 +57,17 @@ static void affine_block(const float *x, const float *w, int qmax, int grid, uin
     *d = dr, *m = mr;
 }
 
-static void q4_0_block(const float *x, const float *w, uint8_t *b) {
+static void q4_0_block(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK];
-    float d = sym_block(x, w, -8, 7, GRID_4BIT, q);
+    float d = sym_block(x, w, clip, -8, 7, GRID_4BIT, q);
     wr_u16(b, slm_f32_to_f16(d));
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)((q[j] + 8) | ((q[j + 16] + 8) << 4));
 }
 
-static void q4_1_block(const float *x, const float *w, uint8_t *b) {
+static void q4_1_block(const float *x, const float *w, bool clip, uint8_t *b) {
     uint8_t q[QK];
     float d, m;
-    affine_block(x, w, 15, GRID_4BIT, q, &d, &m);
+    affine_block(x, w, clip, 15, GRID_4BIT, q, &d, &m);
     wr_u16(b, slm_f32_to_f16(d));
     wr_u16(b + 2, slm_f32_to_f16(m));
     for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(q[j] | (q[j + 16] << 4));
@@ -83,32 +84,32 @@ static void pack_q5(const uint8_t *u, uint8_t *qh_at, uint8_t *qs) {
     wr_u32(qh_at, qh);
 }
 
-static void q5_0_block(const float *x, const float *w, uint8_t *b) {
+static void q5_0_block(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK];
     uint8_t u[QK];
-    float d = sym_block(x, w, -16, 15, GRID_5BIT, q);
+    float d = sym_block(x, w, clip, -16, 15, GRID_5BIT, q);
     for (int i = 0; i < QK; i++) u[i] = (uint8_t)(q[i] + 16);
     wr_u16(b, slm_f32_to_f16(d));
     pack_q5(u, b + 2, b + 6);
 }
 
-static void q5_1_block(const float *x, const float *w, uint8_t *b) {
+static void q5_1_block(const float *x, const float *w, bool clip, uint8_t *b) {
     uint8_t q[QK];
     float d, m;
-    affine_block(x, w, 31, GRID_5BIT, q, &d, &m);
+    affine_block(x, w, clip, 31, GRID_5BIT, q, &d, &m);
     wr_u16(b, slm_f32_to_f16(d));
     wr_u16(b + 2, slm_f32_to_f16(m));
     pack_q5(q, b + 4, b + 8);
 }
 
-static void q8_0_block(const float *x, const float *w, uint8_t *b) {
+static void q8_0_block(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK];
-    float d = sym_block(x, w, -128, 127, GRID_8BIT, q);
+    float d = sym_block(x, w, clip, -128, 127, GRID_8BIT, q);
     wr_u16(b, slm_f32_to_f16(d));
     memcpy(b + 2, q, QK);
 }
 
-typedef void (*block_fn)(const float *x, const float *w, uint8_t *dst);
+typedef void (*block_fn)(const float *x, const float *w, bool clip, uint8_t *dst);
 
 static block_fn block_fn_for(uint32_t type) {
     switch (type) {
@@ -126,7 +127,7 @@ static block_fn block_fn_for(uint32_t type) {
     }
 }
 
-bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, int64_t n) {
+static bool quantize_row(uint32_t type, const float *x, const float *w, bool clip, void *dst, int64_t n) {
     uint8_t *p = dst;
     switch (type) {
     case SLM_T_F32:
@@ -154,7 +155,15 @@ bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, 
             for (int j = 0; j < bs; j++) s += wb[j];
             if (!(s > 0)) wb = NULL;
         }
-        f(x + i * bs, wb, p + (size_t)i * t->block_bytes);
+        f(x + i * bs, wb, clip, p + (size_t)i * t->block_bytes);
     }
     return true;
+}
+
+bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, int64_t n) {
+    return quantize_row(type, x, w, false, dst, n);
+}
+
+bool slm_quantize_row_imp(uint32_t type, const float *x, const float *w, void *dst, int64_t n) {
+    return quantize_row(type, x, w, true, dst, n);
 }

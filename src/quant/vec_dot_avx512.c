@@ -340,4 +340,5 @@ void slm_kernels_fill_avx512(slm_kernels *k) {
     k->quant_q8_k = quant_q8_k;
     slm_kernels_fill_gemm_tiles_avx512(k); /* the prompt tiles: gemm_tiles_avx512.c */
     slm_kernels_fill_packed_avx512(k);     /* 32-blocks repacked at load: packed_avx512.c */
+    slm_kernels_fill_few_avx512(k);        /* 2..7 tokens: few_tok_avx512.c */
 }

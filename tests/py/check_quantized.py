@@ -10,7 +10,10 @@
   documented mix rules give it (docs/QUANTIZATION.md, restated below
   independently of src/quant/quant_mix.c);
 - each tensor, dequantized by gguf.quants, is within a per-type relative rms
-  error of IN's tensor (dequantized the same way).
+  error of IN's tensor (dequantized the same way); a tensor the importance
+  matrix has an entry for is measured with each column's error weighted by
+  its importance (what the quantizer then minimises: it may trade accuracy on
+  unimportant columns for the important ones)
 Prints one line per problem; exit status 1 if any."""
 import sys
 
@@ -103,6 +106,13 @@ def main():
     arch = field_value(ka["general.architecture"])
     n_layer = int(field_value(ka[f"{arch}.block_count"]))
     gqa = int(field_value(ka[f"{arch}.attention.head_count"])) // int(field_value(ka[f"{arch}.attention.head_count_kv"]))
+    importance = {}
+    if imatrix:
+        im = {t.name: t for t in GGUFReader(imatrix).tensors}
+        for n, t in im.items():
+            if n.endswith(".in_sum2") and int(np.prod(t.data.shape)) == int(t.shape[0]):  # one matrix
+                cnt = float(np.asarray(im[n[:-8] + ".counts"].data).reshape(-1)[0])
+                importance[n[:-8]] = np.asarray(t.data, dtype=np.float64).reshape(-1) / max(cnt, 1.0)
     names_a = [t.name for t in a.tensors]
     has_output = "output.weight" in names_a
     if names_a != [t.name for t in b.tensors]:
@@ -117,7 +127,12 @@ def main():
             problems.append(f"{ta.name}: type {tb.tensor_type.name}, documented {want.name}")
         x = gq.dequantize(ta.data, ta.tensor_type).astype(np.float64).reshape(-1)
         y = gq.dequantize(tb.data, tb.tensor_type).astype(np.float64).reshape(-1)
-        rel = np.sqrt(np.mean((x - y) ** 2)) / max(np.sqrt(np.mean(x ** 2)), 1e-30)
+        imp = importance.get(ta.name)
+        if imp is not None and x.size % imp.size == 0 and imp.sum() > 0:
+            wcol = np.tile(imp, x.size // imp.size)
+            rel = np.sqrt(np.sum(wcol * (x - y) ** 2)) / max(np.sqrt(np.sum(wcol * x ** 2)), 1e-30)
+        else:
+            rel = np.sqrt(np.mean((x - y) ** 2)) / max(np.sqrt(np.mean(x ** 2)), 1e-30)
         if ta.tensor_type == tb.tensor_type and rel != 0:
             problems.append(f"{ta.name}: same type but bytes changed")
         elif rel > MAX_ERR.get(tb.tensor_type, 0):
