@@ -187,5 +187,14 @@ int main(void) {
     run_mode(m, false);
     run_mode(m, true);
     slm_model_close(m);
+    /* the fast mode again with the weights as stored: where this CPU packs
+     * them (AVX-512), the run above used the packed kernels, this one the
+     * GGUF-layout ones; both against the reference */
+    slm_cpu_set_repack(false);
+    if (slm_model_open(path, &m)) { fprintf(stderr, "%s\n", slm_last_error()); return 1; }
+    printf("weights as stored:\n");
+    run_mode(m, false);
+    slm_model_close(m);
+    slm_cpu_set_repack(true);
     return test_finish();
 }
