@@ -11,6 +11,9 @@
  *
  * Layout, per group of 16 rows (the last one zero-padded), nb = cols / 32,
  * u = q + o the unsigned weights (o = 128, 8, 16), as vpdpbusd wants them:
+ *   nb x 16 f16: block b's scales, lane r = row r's d, padded to a
+ *                multiple of 64 bytes (first: the scales of a block are then
+ *                read after the prefetches ahead of the stream reached them);
  *   nb x QB bytes of block data:
  *     Q8_0 (QB 512): 8 vectors, lane r of vector j = u of elements 4j..4j+3
  *                    of row r (pack16_avx512.h);
@@ -20,8 +23,6 @@
  *                    with an and and a shift;
  *     Q5_0 (QB 320): those 4 vectors, then 8 masks of 64 bits: bit 4r+i of
  *                    mask j = the fifth bit of element 4j+i of row r;
- *   nb x 16 f16: block b's scales, lane r = row r's d;
- *   padding to a multiple of 64 bytes, so every group starts aligned.
  * Q4_0 and Q5_0 take exactly the bytes of their GGUF blocks; Q8_0 too.
  * The dot of row r with a token's block is sum u x - o sum x: the second
  * term is the token's, computed once per call as the int32 sums' start.
@@ -39,15 +40,14 @@
 /* Software prefetch distance: the hardware prefetchers alone keep too few
  * lines in flight for one core streaming from DRAM. */
 #ifndef PACKED_PF_BYTES
-#define PACKED_PF_BYTES 8192
+#define PACKED_PF_BYTES 16384
 #endif
 
 static inline size_t block_data(int kind) { return kind == K_Q8_0 ? 512 : kind == K_Q4_0 ? 256 : 320; }
 
-static size_t group_bytes(int kind, int64_t nb) {
-    size_t b = (size_t)nb * (block_data(kind) + 32);
-    return (b + 63) & ~(size_t)63;
-}
+/* a group: its scales first (padded to 64 bytes), then its block data */
+static size_t scale_bytes(int64_t nb) { return ((size_t)nb * 32 + 63) & ~(size_t)63; }
+static size_t group_bytes(int kind, int64_t nb) { return scale_bytes(nb) + (size_t)nb * block_data(kind); }
 
 /* ---- packing ---- */
 
@@ -90,14 +90,14 @@ static void pack_kind(int kind, const void *rows, size_t stride, int64_t nrows, 
     const int64_t nb = cols / QK;
     const size_t gb = group_bytes(kind, nb), qb = block_data(kind), bb = kind_bytes(kind);
     for (int64_t g = g0; g < g1; g++) {
-        uint8_t *dst = (uint8_t *)packed + (size_t)g * gb;
-        uint16_t *sc = (uint16_t *)(dst + (size_t)nb * qb);
+        uint8_t *grp = (uint8_t *)packed + (size_t)g * gb, *dst = grp + scale_bytes(nb);
+        uint16_t *sc = (uint16_t *)grp;
         int64_t r0 = g * GROUP;
         int nr = (int)(nrows - r0 < GROUP ? nrows - r0 : GROUP);
         const uint8_t *w = (const uint8_t *)rows + (size_t)r0 * stride;
         for (int64_t b = 0; b < nb; b++) pack_block(kind, w + (size_t)b * bb, stride, nr, dst + (size_t)b * qb, sc + b * GROUP);
-        size_t used = (size_t)nb * (qb + 32);
-        if (gb > used) memset(dst + used, 0, gb - used);
+        size_t used = (size_t)nb * 32;
+        if (scale_bytes(nb) > used) memset(grp + used, 0, scale_bytes(nb) - used);
     }
     _mm_sfence(); /* the streaming stores are visible before anyone reads the copy */
 }
@@ -219,8 +219,8 @@ static inline __attribute__((always_inline)) void tile_kind(const int kind, cons
                 prep_token(kind, x + (size_t)(t0 + t) * xs + (size_t)c0 * Q8_0_BYTES, cn, &xt[t]);
             for (int rr = 0; rr < nrows; rr += GROUP) {
                 const uint8_t *g = (const uint8_t *)packed + (size_t)((r0 + rr) / GROUP) * gb;
-                const uint8_t *q = g + (size_t)c0 * qb;
-                const uint16_t *s = (const uint16_t *)(g + (size_t)nb * qb) + (size_t)c0 * GROUP;
+                const uint8_t *q = g + scale_bytes(nb) + (size_t)c0 * qb;
+                const uint16_t *s = (const uint16_t *)g + (size_t)c0 * GROUP;
                 __m512 acc[TP];
                 for (int t = 0; t < TP; t++) acc[t] = _mm512_setzero_ps();
                 group_any(kind, nt, q, s, cn, xt, acc);
