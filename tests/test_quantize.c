@@ -57,8 +57,9 @@ static double roundtrip(uint32_t type, const float *x, int rows, int n, const fl
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * n;
         slm_quant_weights(xr, imp, w, n);
-        /* weights from an importance vector take the importance path, as in slm_quantize */
-        CHECK(imp && !plain ? slm_quantize_row_imp(type, xr, w, q, n) : slm_quantize_row(type, xr, plain ? NULL : w, q, n));
+        /* an importance vector takes the importance path, as in slm_quantize */
+        CHECK(imp && !plain ? slm_quantize_row_imp(type, xr, imp, w, q, n)
+                            : slm_quantize_row(type, xr, plain ? NULL : w, q, n));
         slm_dequantize_row(type, q, y, n);
         for (int i = 0; i < n; i++) {
             double e = (double)y[i] - xr[i];
@@ -185,7 +186,7 @@ static void test_importance_clip(void) {
             for (int r = 0; r < ROWS; r++) {
                 const float *xr = x + (size_t)r * N;
                 slm_quant_weights(xr, imp, w, N);
-                CHECK(clip ? slm_quantize_row_imp(types[k], xr, w, q, N) : slm_quantize_row(types[k], xr, w, q, N));
+                CHECK(clip ? slm_quantize_row_imp(types[k], xr, imp, w, q, N) : slm_quantize_row(types[k], xr, w, q, N));
                 slm_dequantize_row(types[k], q, y, N);
                 for (int i = 0; i < N; i++) e[clip] += imp[i] * ((double)y[i] - xr[i]) * ((double)y[i] - xr[i]);
             }
@@ -424,6 +425,13 @@ static void test_bad_args(void) {
     CHECK(!slm_quantize_row(SLM_T_Q4_K, x, NULL, q, 64));
     CHECK(!slm_quantize_row(SLM_T_Q8_K, x, NULL, q, 256));
     CHECK(!slm_quantize_row(99, x, NULL, q, 32));
+    float imp[64], w[64];
+    for (int i = 0; i < 64; i++) imp[i] = 1.0f;
+    CHECK(!slm_quantize_row_imp(SLM_T_Q4_0, x, NULL, w, q, 32));
+    CHECK(!slm_quantize_row_imp(SLM_T_Q4_0, x, imp, NULL, q, 32));
+    CHECK(!slm_quantize_row_imp(SLM_T_Q4_K, x, imp, w, q, 64));
+    CHECK(!slm_quantize_row_imp(99, x, imp, w, q, 32));
+    CHECK(slm_quantize_row_imp(SLM_T_Q4_0, x, imp, w, q, 32));
     CHECK(!slm_can_quantize(SLM_T_Q8_1) && slm_can_quantize(SLM_T_Q3_K));
     /* an all-zero block dequantizes to zeros */
     CHECK(slm_quantize_row(SLM_T_Q4_1, x, NULL, q, 32));

@@ -81,9 +81,12 @@ static void quantize_rows_worker(void *arg, int ith, int nth) {
         }
         const float *imp = NULL;
         if (j->imp) imp = j->imp + (j->imp_mat > 1 ? (r / rows_per_mat) * n : 0);
-        slm_quant_weights(x, imp, w, n);
-        if (imp) slm_quantize_row_imp(j->type, x, w, c->dst + (size_t)r * out_rb, n);
-        else slm_quantize_row(j->type, x, w, c->dst + (size_t)r * out_rb, n);
+        if (imp) {
+            slm_quantize_row_imp(j->type, x, imp, w, c->dst + (size_t)r * out_rb, n);
+        } else {
+            slm_quant_weights(x, NULL, w, n);
+            slm_quantize_row(j->type, x, w, c->dst + (size_t)r * out_rb, n);
+        }
     }
     free(x), free(w);
 }

@@ -223,24 +223,32 @@ void slm_fit_affine(int n, const float *x, const float *w, int qmax, bool min_no
         best = e, bd = cd, bm = cm, memcpy(q, cand, (size_t)n);
     }
     if (clip && w) { /* as in sym_clip_search: CLIP_FINER finer steps clipping the top, as many the bottom */
-        uint8_t bq[256];
-        float cbest = INFINITY, cbd = 0, cbm = 0;
+        uint8_t bq[2][256];
+        float top_e[2] = { INFINITY, INFINITY }, top_d[2] = { 0, 0 }, top_m[2] = { 0, 0 };
         for (int c = 0; c < 2 * CLIP_FINER; c++) {
             float is = ((float)qmax + 0.25f * (float)(c / 2 + 1)) / (hi - lo);
             float org = c % 2 ? hi - (float)qmax / is : lo;
             affine_round(n, x, qmax, org, is, cand);
             float cd, cm;
             float e = affine_solve(n, x, w, cand, min_nonpos, &cd, &cm);
-            for (int it = 0; it < CLIP_ROUNDS && cd > 0; it++) {
-                affine_round(n, x, qmax, cm, 1.0f / cd, qtmp);
+            if (!(cd > 0) || !(e < top_e[1])) continue;
+            int slot = e < top_e[0] ? 0 : 1;
+            if (slot == 0)
+                top_e[1] = top_e[0], top_d[1] = top_d[0], top_m[1] = top_m[0], memcpy(bq[1], bq[0], (size_t)n);
+            top_e[slot] = e, top_d[slot] = cd, top_m[slot] = cm, memcpy(bq[slot], cand, (size_t)n);
+        }
+        float keep = best;
+        for (int t = 0; t < 2 && top_d[t] > 0; t++) { /* polish the two best */
+            for (int it = 0; it < CLIP_ROUNDS; it++) {
+                affine_round(n, x, qmax, top_m[t], 1.0f / top_d[t], qtmp);
                 float nd, nm;
                 float e2 = affine_solve(n, x, w, qtmp, min_nonpos, &nd, &nm);
-                if (!(e2 < e) || nd <= 0) break;
-                e = e2, cd = nd, cm = nm, memcpy(cand, qtmp, (size_t)n);
+                if (!(e2 < top_e[t]) || nd <= 0) break;
+                top_e[t] = e2, top_d[t] = nd, top_m[t] = nm, memcpy(bq[t], qtmp, (size_t)n);
             }
-            if (e < cbest && cd > 0) cbest = e, cbd = cd, cbm = cm, memcpy(bq, cand, (size_t)n);
+            if (top_e[t] < CLIP_GAIN * keep && top_e[t] < best)
+                best = top_e[t], bd = top_d[t], bm = top_m[t], memcpy(q, bq[t], (size_t)n);
         }
-        if (cbest < CLIP_GAIN * best) best = cbest, bd = cbd, bm = cbm, memcpy(q, bq, (size_t)n);
     }
     *d = bd, *m = bm;
 }

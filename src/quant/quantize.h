@@ -34,10 +34,15 @@ void slm_quant_weights(const float *x, const float *imp, float *w, int64_t n);
  * NULL for plain least squares. Returns false for a type it cannot produce
  * or a bad n. Deterministic; no allocation. */
 bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, int64_t n);
-/* The same for weights made from an importance matrix: the block search
- * may then also clip a block's extreme values when that lowers the weighted
- * error (quant_fit.c says why only then). */
-bool slm_quantize_row_imp(uint32_t type, const float *x, const float *w, void *dst, int64_t n);
+/* The same with an importance vector imp (n values, one per column: the
+ * mean squared activation it meets) instead of weights. The weights are
+ * formed here, per type: w_i = imp_i for the 32-value types, and
+ * slm_quant_weights' imp_i * sqrt(s2 + x_i^2) for the K-quants (each the
+ * better of the two on Gemma 3 270M, docs/QUANTIZATION.md); w is scratch
+ * for n floats. The block search may also clip a block's extreme values
+ * when that lowers the weighted error (quant_fit.c says why only here).
+ * Returns false where slm_quantize_row would, or for a NULL imp or w. */
+bool slm_quantize_row_imp(uint32_t type, const float *x, const float *imp, float *w, void *dst, int64_t n);
 
 /* ---- block fitters (quant_fit.c), shared by the legacy and K formats ---- */
 

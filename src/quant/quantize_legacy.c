@@ -164,6 +164,12 @@ bool slm_quantize_row(uint32_t type, const float *x, const float *w, void *dst, 
     return quantize_row(type, x, w, false, dst, n);
 }
 
-bool slm_quantize_row_imp(uint32_t type, const float *x, const float *w, void *dst, int64_t n) {
+bool slm_quantize_row_imp(uint32_t type, const float *x, const float *imp, float *w, void *dst, int64_t n) {
+    const slm_type_info *t = slm_type_get(type);
+    if (!imp || !w || !t || n <= 0) return false;
+    if (t->block_size == QK)
+        for (int64_t i = 0; i < n; i++) w[i] = imp[i] > 0 ? imp[i] : 0.0f;
+    else
+        slm_quant_weights(x, imp, w, n);
     return quantize_row(type, x, w, true, dst, n);
 }
