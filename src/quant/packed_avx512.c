@@ -163,8 +163,10 @@ static inline __attribute__((always_inline)) void group_pass(const int kind, con
         const uint8_t *qbk = q + (size_t)b * qb;
         /* the stream runs on through the scales and the next group; a
          * prefetch past the end of the copy is dropped, never a fault */
+#if PACKED_PF_BYTES > 0
 #pragma GCC unroll 8
         for (size_t l = 0; l < qb / 64; l++) _mm_prefetch((const char *)qbk + PACKED_PF_BYTES + 64 * l, _MM_HINT_T1);
+#endif
         __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(s + (size_t)b * GROUP)));
         __m512i w[8];
         load_u(kind, qbk, w);
