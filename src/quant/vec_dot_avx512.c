@@ -199,6 +199,19 @@ DOT32(q5_0, B_Q5_0)
 
 /* ---- K-quants x Q8_K ---- */
 
+/* Decoding streams these rows from DRAM; like the packed kernels
+ * (packed_avx512.c) every line of a super-block is asked for several times
+ * ahead, since Zen 4 drops prefetches when its queues are full. */
+#ifndef KQ_PF_BYTES
+#define KQ_PF_BYTES 4096
+#endif
+static inline void prefetch_ahead(const uint8_t *p, int lines) {
+#pragma GCC unroll 4
+    for (int l = 0; l < lines; l++)
+#pragma GCC unroll 5
+        for (int k = 1; k <= 5; k++) _mm_prefetch((const char *)p + k * KQ_PF_BYTES + 64 * l, _MM_HINT_T1);
+}
+
 /* Q4_K / Q5_K at 256 bits with vpdpwssd. Three 512-bit forms (scales by
  * word permute, by in-lane byte shuffle, and this one widened) measured no
  * faster on Zen 5: the work per super-block is dominated by unpacking, not by
@@ -209,6 +222,7 @@ static inline float k45_dot(const uint8_t *w, const uint8_t *x, int64_t nb, bool
     const __m256i m15 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += bytes, x += Q8_K_BYTES) {
+        prefetch_ahead(w, 3); /* 144 or 176 bytes */
         float dx = slm_rd_f32(x);
         float d = f16s(w) * dx, dmin = f16s(w + 2) * dx;
         const uint8_t *s = w + 4;
@@ -257,6 +271,7 @@ static float dot_q6_k(const void *row, const void *xq, int64_t n) {
     const __m256i m15 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps(), accc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++, w += Q6_K_BYTES, x += Q8_K_BYTES) {
+        prefetch_ahead(w, 4);
         float d = f16s(w + Q6_K_D) * slm_rd_f32(x);
         __m128i sc = _mm_loadu_si128((const __m128i *)(w + Q6_K_SC));
         __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x + Q8_K_BSUMS)), _mm256_cvtepi8_epi16(sc));
