@@ -15,6 +15,11 @@
 #include "quant/quantize.h"
 
 #define FIT_TINY 1e-30f
+/* A later candidate must beat the current best by more than rounding: two
+ * fits that are equally exact (a block with one non-zero value fits any
+ * level) differ only in the last bits, and the first candidates are the
+ * classic round-to-nearest scales, the ones that survive storing d as f16. */
+#define FIT_TIE (1.0 + 1e-12)
 
 static inline int round_clamp(float v, int lo, int hi) {
     int i = (int)lrintf(v);
@@ -37,29 +42,34 @@ void slm_quant_weights(const float *x, const float *imp, float *w, int64_t n) {
 /* ---- symmetric: x ~ d*q ---- */
 
 /* For fixed rounding inverse scale `is`, fills q and returns the fitted
- * score sxq^2/sqq (larger is better: error = sxx - score) and d. */
-static float sym_try(int n, const float *x, const float *w, int qmin, int qmax, float is, int8_t *q, float *d) {
-    float sxq = 0, sqq = 0;
+ * score sxq^2/sqq (larger is better: error = sxx - score) and d. In double:
+ * with the default x^2-weighted errors a block holding one large outlier
+ * makes every candidate's score agree with the exact one to float precision,
+ * and float rounding then picked a non-exact scale for a block that was
+ * already on the grid (a Q8_0 output head came back with 0.2 % of its
+ * blocks changed; KL to the base rose by ~1 %). */
+static double sym_try(int n, const float *x, const float *w, int qmin, int qmax, float is, int8_t *q, float *d) {
+    double sxq = 0, sqq = 0;
     for (int i = 0; i < n; i++) {
         int l = round_clamp(x[i] * is, qmin, qmax);
         q[i] = (int8_t)l;
-        float wi = wt(w, i);
-        sxq += wi * x[i] * (float)l;
-        sqq += wi * (float)(l * l);
+        double wi = wt(w, i);
+        sxq += wi * x[i] * l;
+        sqq += wi * (double)(l * l);
     }
     if (sqq <= 0) { *d = 0; return 0; }
-    *d = sxq / sqq;
+    *d = (float)(sxq / sqq);
     return sxq * sxq / sqq;
 }
 
 /* Re-rounds with the fitted scale and refits, up to `rounds` times, while
  * the score improves; clipping allowed. */
 static void sym_polish(int n, const float *x, const float *w, int qmin, int qmax, int rounds, int8_t *q,
-                       float *score, float *d) {
+                       double *score, float *d) {
     int8_t cand[256];
     for (int it = 0; it < rounds && *d != 0; it++) {
         float nd;
-        float s = sym_try(n, x, w, qmin, qmax, 1.0f / *d, cand, &nd);
+        double s = sym_try(n, x, w, qmin, qmax, 1.0f / *d, cand, &nd);
         if (s <= *score) break;
         *score = s, *d = nd, memcpy(q, cand, (size_t)n);
     }
@@ -80,32 +90,36 @@ static void sym_polish(int n, const float *x, const float *w, int qmin, int qmax
 #define CLIP_ROUNDS 2
 #define CLIP_FINER 8
 
-static void sym_clip_search(int n, const float *x, const float *w, int qmin, int qmax, int8_t *q, float *best,
+static void sym_clip_search(int n, const float *x, const float *w, int qmin, int qmax, int8_t *q, double *best,
                             float *best_d) {
-    float sxx = 0, amax = 0, top = -1;
+    double sxx = 0, top = -1;
+    float amax = 0;
     int k = 0;
     for (int i = 0; i < n; i++) {
-        float e = w[i] * x[i] * x[i];
+        double e = (double)w[i] * x[i] * x[i];
         sxx += e;
         if (e > top) top = e, k = i;
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]);
     }
     if (!(sxx > 0) || x[k] == 0) return;
     int8_t cand[256], bq[2][256];
-    float top_s[2] = { -1, -1 }, top_d[2] = { 0, 0 };
+    double top_s[2] = { -1, -1 };
+    float top_d[2] = { 0, 0 };
     int lmax = -qmin > qmax ? -qmin : qmax;
     int n_anchor = lmax < 16 ? lmax : 16;
     /* the two best candidates as rounded, then polished */
     for (int c = 0; c < n_anchor + CLIP_FINER; c++) {
         float is = c < n_anchor ? (float)(c + 1) / fabsf(x[k])
                                 : ((float)lmax + 0.25f * (float)(c - n_anchor + 1)) / amax;
-        float d, s = sym_try(n, x, w, qmin, qmax, is, cand, &d);
+        float d;
+        double s = sym_try(n, x, w, qmin, qmax, is, cand, &d);
         if (d == 0 || s <= top_s[1]) continue;
         int slot = s > top_s[0] ? 0 : 1;
         if (slot == 0) top_s[1] = top_s[0], top_d[1] = top_d[0], memcpy(bq[1], bq[0], (size_t)n);
         top_s[slot] = s, top_d[slot] = d, memcpy(bq[slot], cand, (size_t)n);
     }
-    float cbest = -1, cd = 0;
+    double cbest = -1;
+    float cd = 0;
     int win = 0;
     for (int t = 0; t < 2 && top_s[t] > 0; t++) {
         sym_polish(n, x, w, qmin, qmax, CLIP_ROUNDS, bq[t], &top_s[t], &top_d[t]);
@@ -128,7 +142,8 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
         return 0;
     }
     int8_t cand[256];
-    float best_d = 0, best = -1;
+    float best_d = 0;
+    double best = -1;
     float l0 = (float)-qmin;
     /* k = -1 puts the extreme value on level +-qmax and k = 0 on qmin (the
      * two classic round-to-nearest scales: data already on such a grid comes
@@ -136,20 +151,25 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
      * would clip the largest value are not tried here: clipping lowers the
      * rms error but loses the outliers a model depends on (perplexity
      * suffers); only with clip (an importance matrix) does sym_clip_search
-     * try them */
+     * try them. The reference quantizers' own scale goes first, so that it
+     * wins a tie (amax/127 for 8 bits, max/qmin for 4 and 5): a block with a
+     * single non-zero value fits every level exactly, but only the reference
+     * level survives storing d as f16 */
+    bool ref_is_qmax = qmax >= 127;
     for (int k = qmax == -qmin ? 0 : -1; k <= n_grid; k++) {
-        float level = k == -1 ? (float)qmax
-                    : k == 0 ? l0
-                             : l0 - 1.5f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
+        int kk = k <= 0 && ref_is_qmax ? k : k == -1 ? 0 : k == 0 ? -1 : k;
+        float level = kk == -1 ? (float)qmax
+                    : kk == 0 ? l0
+                              : l0 - 1.5f * (float)(kk - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
         if (level <= 0.5f) continue;
         float d;
-        float s = sym_try(n, x, w, qmin, qmax, -level / xm, cand, &d);
-        if (s > best) best = s, best_d = d, memcpy(q, cand, (size_t)n);
+        double s = sym_try(n, x, w, qmin, qmax, -level / xm, cand, &d);
+        if (s > best * FIT_TIE) best = s, best_d = d, memcpy(q, cand, (size_t)n);
     }
     for (int it = 0; it < 2 && best_d != 0; it++) {
         float d;
-        float s = sym_try(n, x, w, qmin, qmax, 1.0f / best_d, cand, &d);
-        if (s <= best || fabsf(xm / d) > l0 + 0.5f) break;
+        double s = sym_try(n, x, w, qmin, qmax, 1.0f / best_d, cand, &d);
+        if (s <= best * FIT_TIE || fabsf(xm / d) > l0 + 0.5f) break;
         best = s, best_d = d, memcpy(q, cand, (size_t)n);
     }
     if (clip && w) sym_clip_search(n, x, w, qmin, qmax, q, &best, &best_d);
