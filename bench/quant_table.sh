@@ -10,7 +10,8 @@
 # from the tree bench/compare_llamacpp.sh configures), then measure EVERY file
 # with OUR `slm perplexity` (same method for both quantizers) on the first
 # CHUNKS windows of 512 tokens of the KJV text (scripts/fetch_data.sh): PPL,
-# ΔPPL against the base, mean KL divergence against the base's saved
+# ΔPPL against the base with its paired standard error (same tokens),
+# mean KL divergence against the base's saved
 # distributions (top-64 log-probs, docs/EVAL.md), top-1 agreement; decode
 # tokens/s with `slm bench -p 0 -n 32 -r 2`. The importance matrix comes from
 # `slm imatrix` on the base over IMATRIX_CHUNKS windows of the calibration
@@ -87,14 +88,15 @@ measure() {  # label file
         "$SLM" perplexity -m "$f" -f "$TEXT" --chunks "$CHUNKS" -t "$THREADS" --kl-base "$OUT/base.kld" > "$log.tmp"
         mv "$log.tmp" "$log"
     fi
-    local ppl kl top1 tg size
+    local ppl kl top1 tg size dse
     ppl=$(awk '/^Final PPL/ {print $4}' "$log")
+    dse=$(awk '/^PPL - base/ {print $7}' "$log")
     kl=$(awk '/^Mean KL/ {print $4}' "$log")
     top1=$(awk '/^Top-1 agreement/ {print $4}' "$log")
     tg=$("$SLM" bench -m "$f" -p 0 -n 32 -r 2 -t "$THREADS" -o json | tr ',' '\n' | awk -F: '/"avg_ts"/ {print $2; exit}')
     size=$(stat -c %s "$f")
-    printf '%s\t%.1f\t%s\t%s\t%+.4f\t%s\t%s\t%.1f\n' "$label" "$(echo "$size / 1048576" | bc -l)" "$(bpw "$f")" \
-        "$ppl" "$(echo "$ppl - $BASE_PPL" | bc -l)" "$kl" "$top1" "$tg" | tee -a "$ROWS" >&2
+    printf '%s\t%.1f\t%s\t%s\t%+.4f ± %s\t%s\t%s\t%.1f\n' "$label" "$(echo "$size / 1048576" | bc -l)" "$(bpw "$f")" \
+        "$ppl" "$(echo "$ppl - $BASE_PPL" | bc -l)" "${dse:-0}" "$kl" "$top1" "$tg" | tee -a "$ROWS" >&2
 }
 
 slm_q() {  # type [imatrix]
@@ -120,7 +122,7 @@ for t in $TYPES; do
 done
 
 {
-    echo "| file | size MiB | bits/weight | PPL | ΔPPL | mean KL | top-1 % | decode tok/s |"
+    echo "| file | size MiB | bits/weight | PPL | ΔPPL ± paired SE | mean KL | top-1 % | decode tok/s |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$ROWS"
     echo

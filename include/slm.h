@@ -249,6 +249,8 @@ typedef struct slm_ppl_result {
     double ppl, ppl_se;                /* exp(mean NLL) and its standard error */
     bool has_kl;                       /* comparing with a base (kl_base) */
     double base_ppl, base_ppl_se;      /* the base's PPL over the same tokens */
+    double ln_ratio, ln_ratio_se;      /* mean per-token NLL minus the base's = ln(PPL / base PPL) */
+    double dppl, dppl_se;              /* PPL - base PPL, with the paired standard error */
     double kl_mean, kl_se, kl_p50, kl_p90, kl_p99, kl_max;
     double top1, top1_se;              /* fraction of positions whose argmax agrees */
 } slm_ppl_result;

@@ -98,6 +98,7 @@ static void test_perplexity(void) {
         slm_ppl_result_get(p, &r);
         CHECK(r.has_kl && r.kl_mean == 0 && r.kl_max == 0 && r.top1 == 1.0);
         CHECKF(fabs(r.base_ppl - r.ppl) <= 1e-5 * r.ppl, "base PPL %.8f vs %.8f", r.base_ppl, r.ppl);
+        CHECKF(fabs(r.ln_ratio) < 1e-6 && r.ln_ratio_se < 1e-6, "self: ln ratio %g +/- %g", r.ln_ratio, r.ln_ratio_se);
     }
     slm_ppl_free(p);
 
@@ -134,6 +135,18 @@ static void test_perplexity(void) {
         CHECKF(fabs(r.top1 - agree / n_scored) < 1e-12, "top-1 %.6f, reference %.6f", r.top1, agree / n_scored);
         CHECK(r.kl_p50 <= r.kl_p90 && r.kl_p90 <= r.kl_p99 && r.kl_p99 <= r.kl_max);
         CHECK(r.kl_mean > 0);   /* precise and fast modes do differ */
+        /* the paired PPL difference: mean and standard error of the per-token
+         * NLL differences, from the two reference runs */
+        double dm = 0, dv = 0;
+        for (int k = 0; k < n_scored; k++) dm += (nll_q[k] - nll[k]) / n_scored;
+        for (int k = 0; k < n_scored; k++) dv += (nll_q[k] - nll[k] - dm) * (nll_q[k] - nll[k] - dm) / (n_scored - 1);
+        double dse = sqrt(dv / n_scored);
+        CHECKF(fabs(r.ln_ratio - dm) <= 1e-2 * fabs(dm) + 1e-6, "ln ratio %.10f, reference %.10f", r.ln_ratio, dm);
+        CHECKF(fabs(r.ln_ratio_se - dse) <= 1e-2 * dse + 1e-7, "ln ratio SE %.10f, reference %.10f", r.ln_ratio_se,
+               dse);
+        CHECKF(fabs(r.dppl - (r.ppl - r.base_ppl)) < 1e-12 && fabs(r.dppl_se - r.ppl * r.ln_ratio_se) < 1e-12,
+               "PPL - base %g +/- %g", r.dppl, r.dppl_se);
+        CHECK(dse > 0);
         printf("precise vs fast: KL %.3g (reference %.3g), top-1 %.4f\n", r.kl_mean, kl_mean, r.top1);
     }
     slm_ppl_free(p);

@@ -35,7 +35,7 @@ struct slm_ppl {
     const slm_token *tokens;
     int n_ctx, first, n_scored_win, n_chunks, done, top_k, n_vocab;
     slm_token *win;
-    moments nll, base_nll, kl, top1;
+    moments nll, base_nll, dnll, kl, top1;   /* dnll: NLL minus the base's, per token */
     float *kl_vals;                 /* every position's KL, for the percentiles */
     kl_file *save, *base;
     kl_record rec;
@@ -175,6 +175,7 @@ static slm_status score_rows(slm_ppl *p, const float *rows, int pos, int n) {
             p->kl_vals[p->kl.n] = (float)kl;
             mom_add(&p->kl, kl);
             mom_add(&p->base_nll, p->rec.nll);
+            mom_add(&p->dnll, -lp - p->rec.nll);
             mom_add(&p->top1, slm_argmax(lg, V) == p->rec.ids[0] ? 1.0 : 0.0);
         }
     }
@@ -225,6 +226,14 @@ void slm_ppl_result_get(const slm_ppl *p, slm_ppl_result *r) {
     r->has_kl = true;
     r->base_ppl = exp(mom_mean(&p->base_nll));
     r->base_ppl_se = r->base_ppl * mom_se(&p->base_nll);
+    /* Paired over the same tokens: ln(PPL/base PPL) is the mean per-token
+     * difference of NLLs, whose spread is far smaller than either NLL's, so
+     * a difference between two files is resolved long before their PPLs'
+     * own error bars part. se(PPL - base) = PPL * se(mean difference). */
+    r->ln_ratio = mom_mean(&p->dnll);
+    r->ln_ratio_se = mom_se(&p->dnll);
+    r->dppl = r->ppl - r->base_ppl;
+    r->dppl_se = r->ppl * r->ln_ratio_se;
     r->kl_mean = mom_mean(&p->kl);
     r->kl_se = mom_se(&p->kl);
     r->top1 = mom_mean(&p->top1);

@@ -84,9 +84,33 @@ static void pack_q5(const uint8_t *u, uint8_t *qh_at, uint8_t *qs) {
     wr_u32(qh_at, qh);
 }
 
+/* Without an importance matrix, Q5_0 keeps the classic scale: the value of
+ * largest magnitude on level -16, every value rounded half up against the
+ * unrounded scale. Measured on Gemma 3 270M (docs/QUANTIZATION.md), this beat
+ * the x^2-weighted least-squares fit on both the evaluation and the
+ * calibration text (mean KL 0.0559 vs 0.0581, 0.0351 vs 0.0359), though its
+ * rms error is 15 % higher; for Q4_0 the fit wins by far, so only Q5_0 does
+ * this. With an importance matrix the weighted search runs as for every type. */
+static float q5_0_classic(const float *x, uint8_t *u) {
+    float amax = 0, xm = 0;
+    for (int i = 0; i < QK; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), xm = x[i];
+    float d = xm / -16.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    for (int i = 0; i < QK; i++) {
+        int v = (int)floorf(x[i] * id + 16.5f);
+        u[i] = (uint8_t)(v < 0 ? 0 : v > 31 ? 31 : v);
+    }
+    return d;
+}
+
 static void q5_0_block(const float *x, const float *w, bool clip, uint8_t *b) {
     int8_t q[QK];
     uint8_t u[QK];
+    if (!clip) {
+        wr_u16(b, slm_f32_to_f16(q5_0_classic(x, u)));
+        pack_q5(u, b + 2, b + 6);
+        return;
+    }
     float d = sym_block(x, w, clip, -16, 15, GRID_5BIT, q);
     for (int i = 0; i < QK; i++) u[i] = (uint8_t)(q[i] + 16);
     wr_u16(b, slm_f32_to_f16(d));

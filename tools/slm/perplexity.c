@@ -89,6 +89,8 @@ int cmd_perplexity(int argc, char **argv) {
            (unsigned long long)r.n_scored, r.n_chunks, pp.n_ctx);
     if (r.has_kl) {
         printf("Base PPL  = %.4f +/- %.4f\n", r.base_ppl, r.base_ppl_se);
+        printf("PPL - base = %+.4f +/- %.4f  (ln(PPL/base) %+.6f +/- %.6f, paired)\n", r.dppl, r.dppl_se, r.ln_ratio,
+               r.ln_ratio_se);
         printf("Mean KL   = %.6f +/- %.6f  (p50 %.6f, p90 %.6f, p99 %.6f, max %.6f)\n", r.kl_mean, r.kl_se,
                r.kl_p50, r.kl_p90, r.kl_p99, r.kl_max);
         printf("Top-1 agreement = %.3f%% +/- %.3f%%\n", 100 * r.top1, 100 * r.top1_se);
