@@ -145,7 +145,7 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
     float best_d = 0;
     double best = -1;
     float l0 = (float)-qmin;
-    /* k = -1 puts the extreme value on level +-qmax and k = 0 on qmin (the
+    /* k = -1 and 0 put the extreme value on level +-qmax and on qmin (the
      * two classic round-to-nearest scales: data already on such a grid comes
      * back exactly); the grid spans levels l0 down to l0 - 1.5. Scales that
      * would clip the largest value are not tried here: clipping lowers the
@@ -155,12 +155,12 @@ float slm_fit_sym(int n, const float *x, const float *w, int qmin, int qmax, int
      * wins a tie (amax/127 for 8 bits, max/qmin for 4 and 5): a block with a
      * single non-zero value fits every level exactly, but only the reference
      * level survives storing d as f16 */
-    bool ref_is_qmax = qmax >= 127;
-    for (int k = qmax == -qmin ? 0 : -1; k <= n_grid; k++) {
-        int kk = k <= 0 && ref_is_qmax ? k : k == -1 ? 0 : k == 0 ? -1 : k;
-        float level = kk == -1 ? (float)qmax
-                    : kk == 0 ? l0
-                              : l0 - 1.5f * (float)(kk - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
+    float ref = qmax >= 127 ? (float)qmax : l0, other = qmax >= 127 ? l0 : (float)qmax;
+    for (int k = -1; k <= n_grid; k++) {
+        if (k == 0 && other == ref) continue;
+        float level = k == -1 ? ref
+                    : k == 0 ? other
+                             : l0 - 1.5f * (float)(k - 1) / (float)(n_grid > 1 ? n_grid - 1 : 1);
         if (level <= 0.5f) continue;
         float d;
         double s = sym_try(n, x, w, qmin, qmax, -level / xm, cand, &d);

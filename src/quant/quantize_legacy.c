@@ -97,8 +97,8 @@ static float q5_0_classic(const float *x, uint8_t *u) {
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), xm = x[i];
     float d = xm / -16.0f, id = d != 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < QK; i++) {
-        int v = (int)floorf(x[i] * id + 16.5f);
-        u[i] = (uint8_t)(v < 0 ? 0 : v > 31 ? 31 : v);
+        float v = floorf(x[i] * id + 16.5f);   /* compared as float: a NaN lands on 0, never converted */
+        u[i] = (uint8_t)(v >= 31.0f ? 31 : v >= 0.0f ? (int)v : 0);
     }
     return d;
 }
