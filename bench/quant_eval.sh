@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 1 ] || { echo "quant_eval: no model files (see --help)" >&2; exit 2; }
 SLM=${SLM:-$ROOT/build/slm}
+trap 'rm -f "$OUT.tmp"' EXIT
 {
     echo "| file | acc | acc_norm | exact match |"
     echo "|---|---:|---:|---:|"
