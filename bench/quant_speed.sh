@@ -36,10 +36,10 @@ for f in "$@"; do
     echo "quant_speed: $name" >&2
     "$ROOT/bench/compare_llamacpp.sh" -m "$f" -t "$THREADS" -p 0 -n "$NG" -r "$REPS" -R "$ROUNDS" \
         -o "$OUT/$name" > "$OUT/$name.log" 2>&1 || { tail -5 "$OUT/$name.log" >&2; exit 1; }
-    # the compare table's tg row: | tgN | t | slm t/s | best | llama t/s | best | ratio | roofline | roofline |
+    # the compare table's tg row: | tgN | threads | slm t/s | best | llama t/s | best | ratio | roofline | roofline |
     wpt=$(sed -n 's/^- weights read per decoded token: \([0-9.]*\) MiB.*/\1/p' "$OUT/$name/results.md")
     awk -F'|' -v n="$name" -v mib="$(echo "$(stat -c %s "$f") / 1048576" | bc -l)" -v wpt="$wpt" \
-        '$2 ~ /tg/ {gsub(/ /, "", $3); printf "| %s | %.1f | %s | %s | %s | %s | %s |\n", n, mib, wpt, $4, $6, $8, $9}' \
+        '$2 ~ /tg/ {printf "| %s | %.1f | %s | %s | %s | %s | %s |\n", n, mib, wpt, $4, $6, $8, $9}' \
         "$OUT/$name/results.md" | tee -a "$ROWS" >&2
 done
 {
