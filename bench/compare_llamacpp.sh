@@ -29,6 +29,12 @@
 #      where bytes per token = every blk.* tensor + the output head
 #      (output.weight, or token_embd.weight when the head is tied) +
 #      output_norm, read from `slm info`.
+# Every result names the CPU (model name, family/model number, AVX-512 and
+# AMX flags). llama.cpp 0c1e570's own weight repacking (its CPU "extra"
+# buffer types) segfaults in prompt processing on some Intel hosts with AMX
+# (llama-bench -p 512 exits 139); when a llama-bench run fails, it is run
+# again with `--repack 0`, that test keeps `--repack 0` for the later rounds,
+# and the table says so.
 # Exits non-zero, with a message, when a download, build or run fails.
 set -euo pipefail
 
@@ -175,9 +181,18 @@ run_slm() {   # name threads p n
     "$SLM" bench -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/slm.stderr" \
         || die "slm bench failed (-t $2 -p $3 -n $4); see $OUT/slm.stderr"
 }
-run_llama() {
-    "$LBENCH" -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/llama.stderr" \
-        || die "llama-bench failed (-t $2 -p $3 -n $4); see $OUT/llama.stderr"
+# tests (e.g. "pp512 t2") that run with --repack 0 after their first run failed
+: >"$OUT/llama-norepack.txt"
+run_llama() {   # name threads p n
+    local key="p$3 n$4 t$2" rc=0
+    if ! grep -qxF "$key" "$OUT/llama-norepack.txt"; then
+        "$LBENCH" -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" -o json >"$OUT/$1.json" 2>>"$OUT/llama.stderr" && return 0
+        rc=$?
+        echo "compare_llamacpp: llama-bench -t $2 -p $3 -n $4 failed (exit $rc$([ $rc -eq 139 ] && echo ': segfault')); again with --repack 0" >&2
+        echo "$key" >>"$OUT/llama-norepack.txt"
+    fi
+    "$LBENCH" -m "$MODEL" -t "$2" -p "$3" -n "$4" -r "$REPS" --repack 0 -o json >"$OUT/$1.json" 2>>"$OUT/llama.stderr" \
+        || die "llama-bench failed (-t $2 -p $3 -n $4, also with --repack 0); see $OUT/llama.stderr"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -200,6 +215,15 @@ done
 
 # ---- 4. the table -------------------------------------------------------------
 CPU_NAME=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+# the name alone can be generic ("Intel(R) Xeon(R) Processor" in VMs): add the
+# family/model numbers and the flags that decide the kernels
+CPU_FAM=$(sed -n 's/^cpu family[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -1)
+CPU_MOD=$(sed -n 's/^model[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -1)
+CPU_FLAGS=$(sed -n 's/^\(flags\|Features\)[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -1 | tr ' ' '\n' |
+    grep -xE 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_int8|amx_bf16|asimddp|sve' | paste -sd ' ' -)
+case " $CPU_FLAGS " in *" amx_int8 "*) CPU_AMX=yes;; *) CPU_AMX=no;; esac
+[ -n "$CPU_FAM" ] && CPU_NAME="$CPU_NAME (family $CPU_FAM, model $CPU_MOD; AMX: $CPU_AMX; flags: ${CPU_FLAGS:-none of note})"
+echo "$CPU_NAME" >"$OUT/cpu.txt"
 
 OUT="$OUT" BYTES_PER_TOKEN="$BYTES_PER_TOKEN" MODEL="$MODEL" CPU_NAME="$CPU_NAME" NCPU="$(nproc)" \
 LLAMA_VERSION="$LLAMA_VERSION" LLAMA_COMMIT="$LLAMA_COMMIT" SLM_REV="$SLM_REV" \
@@ -244,6 +268,10 @@ print("- read bandwidth (bench/membw.c, 1 GiB, best over all rounds): %s" % ", "
 print()
 print("| test | threads | slm t/s | slm best | llama.cpp t/s | llama.cpp best | slm / llama.cpp | slm % roofline | llama.cpp % roofline |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+norepack = {l.strip() for l in open(os.path.join(out, "llama-norepack.txt")) if l.strip()}
+def llama_note(test, t):
+    p, n = (test[2:], "0") if test.startswith("pp") else ("0", test[2:])
+    return " ¹" if "p%s n%s t%d" % (p, n, t) in norepack else ""
 for test, t in tests:
     ks, kl = ("slm", test, t), ("llama", test, t)
     s_all, l_all = flat(ks), flat(kl)
@@ -262,8 +290,12 @@ for test, t in tests:
             return "—"
         f = lambda v: 100.0 * bpt * v / (bw[t] * 1e9)
         return "%.0f%% (best %.0f%%)" % (f(statistics.mean(xs)), f(max(xs)))
-    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (test, t, s_ms, s_best, l_ms, l_best, ratio, roof(s_all), roof(l_all)))
+    print("| %s | %d | %s | %s | %s%s | %s | %s | %s | %s |" % (test, t, s_ms, s_best, l_ms, llama_note(test, t), l_best, ratio, roof(s_all), roof(l_all)))
 print()
+if norepack:
+    print("¹ llama-bench failed (exit 139 on AMX hosts: llama.cpp's weight repacking) and was run with `--repack 0`")
+    print("  for this test in every round: llama.cpp's numbers here are without its repacked (extra) buffer types.")
+    print()
 print("t/s: mean ± sd over all timed runs of all rounds; best: the fastest run. slm / llama.cpp:")
 print("geometric mean of the per-round ratios of means (min–max over rounds). Roofline: bytes per")
 print("token x t/s / best measured bandwidth at the same thread count (tg only; pp is compute-bound).")

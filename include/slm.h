@@ -122,6 +122,11 @@ void slm_session_truncate(slm_session *s, int n_keep);
 slm_status slm_session_eval(slm_session *s, const slm_token *tokens, int n, bool all_logits);
 float *slm_session_logits(slm_session *s);
 float *slm_session_logits_all(slm_session *s);
+/* slm_session_eval(s, tokens, n, true) with every row's logits bit-identical
+ * to those of evaluating the tokens one at a time (the verification step of
+ * speculative decoding; slm_spec_* below use it). Per row it costs more than
+ * slm_session_eval where a weight type has no row-exact batched kernel. */
+slm_status slm_session_eval_exact(slm_session *s, const slm_token *tokens, int n);
 
 /* ---- sampling ---------------------------------------------------------- */
 
@@ -156,6 +161,109 @@ void slm_sampler_accept(slm_sampler *s, slm_token tok);
 void slm_sampler_reset(slm_sampler *s);
 /* Picks the next token. `logits` (n_vocab values) may be modified. */
 slm_token slm_sampler_sample(slm_sampler *s, float *logits);
+
+/* ---- structured output: grammars and JSON Schema (issue 17) -------------- */
+
+/* A grammar in llama.cpp's GBNF syntax (rules `name ::= ...`, the start rule
+ * is `root`), compiled for one model's vocabulary, with a parser state that
+ * follows the tokens accepted so far. See docs/STRUCTURED.md. Load-time
+ * errors (SLM_ERR_FORMAT) name the line and column of a syntax error, an
+ * undefined rule, left recursion, or an empty grammar. model may be NULL:
+ * then only slm_grammar_accept_bytes and the state queries work (for
+ * checking text). One grammar serves one generation at a time. */
+typedef struct slm_grammar slm_grammar;
+slm_status slm_grammar_new(const slm_model *model, const char *gbnf, size_t len, slm_grammar **out);
+/* JSON Schema (a subset: docs/STRUCTURED.md) converted to GBNF. A keyword the
+ * converter cannot honour is an SLM_ERR_UNSUPPORTED naming it; a schema no
+ * document can satisfy is an SLM_ERR_INVALID_ARG. "{}" or {"type":"object"}
+ * give any JSON value / any JSON object. *gbnf is malloc'd, NUL-terminated. */
+slm_status slm_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf);
+/* Both steps at once. */
+slm_status slm_grammar_new_json_schema(const slm_model *model, const char *schema, size_t len, slm_grammar **out);
+void slm_grammar_free(slm_grammar *g);
+/* Back to the start (nothing accepted). */
+void slm_grammar_reset(slm_grammar *g);
+/* May tok come next? An end-of-generation token is allowed only where the
+ * root rule can be complete. */
+bool slm_grammar_allows(slm_grammar *g, slm_token tok);
+/* Advances past tok (SLM_ERR_INVALID_ARG if the grammar refuses it). */
+slm_status slm_grammar_accept(slm_grammar *g, slm_token tok);
+/* Advances past raw text (e.g. a forced prefix, or to check a document). */
+slm_status slm_grammar_accept_bytes(slm_grammar *g, const char *text, size_t len);
+/* Sets every refused token's logit to -inf; returns how many tokens remain. */
+int slm_grammar_apply(slm_grammar *g, float *logits);
+/* The text so far is a complete sentence of the grammar. */
+bool slm_grammar_can_end(const slm_grammar *g);
+/* Nothing may follow but the end. */
+bool slm_grammar_must_end(const slm_grammar *g);
+/* An end-of-generation token has been accepted. */
+bool slm_grammar_ended(const slm_grammar *g);
+
+/* Attaches a grammar (borrowed; NULL detaches). slm_sampler_sample then
+ * returns only tokens the grammar allows: it samples as usual and, when the
+ * grammar refuses the token, masks the refused tokens and samples again
+ * from the same (penalised) logits. It returns -1 when no token fits. The
+ * caller advances the grammar with slm_grammar_accept. */
+void slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g);
+
+/* ---- speculative decoding ------------------------------------------------ */
+
+/* Decoding that checks several drafted tokens with one forward pass of the
+ * model (slm_session_eval_exact) and keeps those the model itself would have
+ * chosen. The output is token for token what the plain loop gives -- sample
+ * from slm_session_logits, slm_grammar_accept, slm_sampler_accept, then
+ * slm_session_eval of the token -- greedy or not, with the same seed: every
+ * row's logits are bit-identical to a one-token step's, and the sampler is
+ * called once per emitted token, in order. (With a deterministic drafter the
+ * standard acceptance rule, accept x with probability min(1, p(x)/q(x)),
+ * else sample from norm(max(0, p - q)), is exactly "sample y from p; keep
+ * the draft while y equals it".) See docs/PERFORMANCE.md, "Speculative
+ * decoding". */
+typedef enum slm_spec_kind {
+    SLM_SPEC_OFF = 0,  /* one token per step: the plain loop */
+    SLM_SPEC_NGRAM,    /* prompt lookup: continue the latest earlier occurrence of the last tokens */
+    SLM_SPEC_HEAD,     /* the model itself with its output head cut to the head_k likeliest tokens */
+    SLM_SPEC_MIXED,    /* ngram where the text so far has a match, else head */
+} slm_spec_kind;
+
+typedef struct slm_spec_params {
+    slm_spec_kind kind;
+    int max_draft;   /* most tokens drafted per step; 0: 8. The length adapts to the acceptance */
+    int ngram_min;   /* shortest suffix looked up; 0: 2 */
+    int ngram_max;   /* longest suffix looked up; 0: 4 */
+    int head_k;      /* tokens of the head drafter's output head; 0: 16384 */
+} slm_spec_params;
+
+typedef struct slm_spec_stats {
+    long steps;      /* forward passes of the model */
+    long drafted;    /* tokens proposed */
+    long accepted;   /* of those, kept */
+    long emitted;    /* tokens given out */
+} slm_spec_stats;
+
+typedef struct slm_spec slm_spec;
+slm_status slm_spec_new(const slm_model *model, slm_session *s, const slm_spec_params *p, slm_spec **out);
+void slm_spec_free(slm_spec *sp);
+/* Starts a generation from the session's current state: its last evaluated
+ * token's logits are where the first token is sampled from. context (the
+ * prompt, or the whole conversation) is what the n-gram drafter looks in. */
+slm_status slm_spec_begin(slm_spec *sp, const slm_token *context, int n);
+/* Gives the next 1..max_out tokens in out (*n_out of them), each already
+ * passed to slm_grammar_accept (when g is non-NULL) and, except a token that
+ * ends generation (which ends the step), to slm_sampler_accept. The last one
+ * given is not evaluated yet: the next step evaluates it together with the
+ * next draft. Fails with SLM_ERR_CONTEXT_FULL when that evaluation does not
+ * fit, with SLM_ERR_INVALID_ARG when no token continues the grammar. */
+slm_status slm_spec_step(slm_spec *sp, slm_sampler *smp, slm_grammar *g, int max_out, slm_token *out, int *n_out);
+/* Ends the generation after the caller used n_used of the tokens given:
+ * truncates the session to what the plain loop would hold (every used token
+ * but the last evaluated). */
+void slm_spec_end(slm_spec *sp, int n_used);
+void slm_spec_get_stats(const slm_spec *sp, slm_spec_stats *st);
+/* "off", "ngram", "head", "ngram+head", and "auto": what measured best on
+ * prose, code and JSON (docs/PERFORMANCE.md): ngram. -1 when unknown. */
+int slm_spec_kind_parse(const char *name);
+const char *slm_spec_kind_name(slm_spec_kind kind);
 
 /* ---- chat format --------------------------------------------------------- */
 
@@ -280,6 +388,7 @@ typedef struct slm_task_item_result {
     int pred, pred_norm;        /* argmax of the log-likelihood, and of it divided by the choice's bytes */
     bool correct, correct_norm; /* generation: correct = exact match (correct_norm the same) */
     const char *generated;      /* generation: the text produced (valid until the next call) */
+    int n_fields, fields_right; /* generation scored "json_fields": the truth's keys, and how many the output matched */
 } slm_task_item_result;
 
 /* Parses a whole JSONL text; on a bad line the message names the line. */
@@ -287,7 +396,9 @@ slm_status slm_task_parse(const char *text, size_t len, slm_task **out);
 void slm_task_free(slm_task *t);
 size_t slm_task_n_items(const slm_task *t);
 int slm_task_n_choices(const slm_task *t, size_t i);  /* 0 for a generation item */
-/* Scores item i (the session's cache is reset first) and records the result
+/* Scores item i (the session's cache is reset first, except that a
+ * generation item scored right after another in the same, otherwise untouched
+ * session keeps the cached tokens their prompts share) and records the result
  * for slm_task_summary. A multiple-choice item's summed log-likelihoods go
  * to ll (slm_task_n_choices values; may be NULL). An item longer than the
  * session's context is an SLM_ERR_CONTEXT_FULL. */
@@ -302,6 +413,13 @@ typedef struct slm_task_summary {
 } slm_task_summary;
 /* Accuracy over the scored items; SE = sqrt(p (1 - p) / (n - 1)). */
 void slm_task_summary_get(const slm_task *t, slm_task_summary *out);
+/* Per-field accuracy of the "json_fields" generation items scored so far
+ * (docs/EVAL.md): the fields are every key of their answers, in order of
+ * first appearance; for field k, *n items have it and *acc of them were
+ * right (SE as above). */
+int slm_task_n_fields(const slm_task *t);
+const char *slm_task_field_name(const slm_task *t, int k);
+void slm_task_field_acc(const slm_task *t, int k, int *n, double *acc, double *se);
 
 /* Importance matrix (llama.cpp's imatrix): per input column of every layer
  * weight matrix (tensors named blk.*), the sum of squared activations over
@@ -364,6 +482,104 @@ typedef struct slm_batch_item {
  * SLM_ERR_CONTEXT_FULL when an item does not fit its sequence's context. */
 slm_status slm_batch_eval(slm_batch *b, const slm_batch_item *items, int n_items);
 float *slm_batch_logits(slm_batch *b, int seq);
+
+/* ---- LoRA adapters (issue 14) ------------------------------------------------ */
+
+/* A LoRA adapter in llama.cpp's GGUF layout (docs/TRAINING.md): per adapted
+ * matrix W (n_out x n_in), A (rank x n_in) and B (n_out x rank); with it the
+ * product W x becomes W x + s B (A x), s = scale * alpha / rank (scale alone
+ * when the file's alpha is 0). Everything in the file is checked against the
+ * model: architecture, tensor names, shapes, ranks, types (F32/F16). */
+typedef struct slm_lora slm_lora;
+slm_status slm_lora_load(const slm_model *model, const char *path, slm_lora **out);
+void slm_lora_free(slm_lora *lora);
+typedef struct slm_lora_info {
+    float alpha;
+    int rank;          /* the largest rank of its matrices */
+    int n_matrices;    /* adapted matrices */
+} slm_lora_info;
+void slm_lora_get_info(const slm_lora *lora, slm_lora_info *out);
+/* Applies lora (loaded for the same model) with the given scale to every
+ * later evaluation of the session or batch; NULL removes it. The adapter
+ * must outlive its use. One adapter at a time. */
+slm_status slm_session_set_lora(slm_session *s, const slm_lora *lora, float scale);
+slm_status slm_batch_set_lora(slm_batch *b, const slm_lora *lora, float scale);
+
+/* Writes a copy of the model at base_path with the adapter folded in:
+ * W' = W + s B A for every adapted matrix (s as above), stored as F32 (or
+ * F16 with f16); every other tensor and all metadata are copied as they
+ * are. Temporary file + rename. */
+slm_status slm_lora_merge(const char *base_path, const char *adapter_path, const char *out_path, float scale,
+                          bool f16);
+
+/* ---- fine-tuning (issue 14) ---------------------------------------------------- */
+
+/* LoRA fine-tuning of a model on a data file (formats in docs/TRAINING.md),
+ * driven one optimizer step at a time by the caller. */
+typedef struct slm_finetune_params {
+    const char *data;          /* training data: .jsonl (messages / prompt+completion / text) or plain text */
+    const char *val;           /* validation file, or NULL */
+    float val_split;           /* without val: this fraction of the examples is held out (0: none) */
+    const char *out;           /* the adapter to write (with full: the model) */
+    bool full;                 /* full fine-tuning: every weight trained, a model GGUF written */
+    int rank;                  /* 16 */
+    float alpha;               /* 32 */
+    float dropout;             /* 0 */
+    unsigned targets;          /* bit i: q, k, v, o, gate, up, down (0x7f: all) */
+    int epochs;                /* 1; ignored when steps > 0 */
+    int steps;                 /* optimizer steps; 0: from epochs */
+    float lr;                  /* 2e-4 */
+    int warmup;                /* linear warm-up steps */
+    bool cosine;               /* cosine decay to 0 after the warm-up (else constant) */
+    int batch;                 /* sequences per optimizer step (gradient accumulation), 8 */
+    float clip;                /* global gradient-norm clip, 1.0 (0: none) */
+    float weight_decay;        /* AdamW, 0 */
+    int seq;                   /* longest sequence, 512 */
+    bool pack, truncate, chat; /* see docs/TRAINING.md */
+    int eval_every;            /* validation every N steps (0: at the end only) */
+    int patience;              /* stop after N evaluations without improvement (0: never) */
+    int save_every;            /* checkpoint every N steps (0: none) */
+    const char *checkpoint_dir;/* NULL: "<out>.ckpt" */
+    bool resume;               /* continue from the checkpoint in checkpoint_dir */
+    uint64_t seed;
+    int n_threads;             /* 0: all CPUs */
+} slm_finetune_params;
+void slm_finetune_default_params(slm_finetune_params *p);
+
+typedef struct slm_finetune_summary {
+    int n_train, n_val;                    /* sequences */
+    int64_t train_tokens, train_scored, val_tokens, val_scored;
+    int n_skipped, n_truncated;            /* over-long examples (of both files) */
+    int skipped_lines[8], truncated_lines[8];  /* the first ones, training file */
+    int total_steps, start_step;           /* start_step > 0 after --resume */
+    int64_t n_trainable;                   /* trainable parameters */
+    char memory_plan[1024];                /* a few lines: what the trainer holds, in bytes */
+} slm_finetune_summary;
+
+typedef struct slm_finetune_progress {
+    int step, total_steps, epoch;          /* step: optimizer steps done */
+    double loss;                           /* this step's mean loss per scored token */
+    double val_loss;                       /* the latest validation loss (NaN: none yet) */
+    double best_val_loss;
+    bool evaluated, saved, stopped_early;  /* at this step */
+    double grad_norm, lr;
+    double tokens_per_s, eta_s;
+} slm_finetune_progress;
+
+typedef struct slm_finetune slm_finetune;
+/* Reads the data (errors name file:line), builds the trainer, and with
+ * resume restores the checkpoint (bit-identical continuation). */
+slm_status slm_finetune_new(const slm_model *model, const slm_finetune_params *p, slm_finetune **out);
+void slm_finetune_get_summary(const slm_finetune *f, slm_finetune_summary *s);
+bool slm_finetune_more(const slm_finetune *f);
+/* One optimizer step (+ validation and a checkpoint when they are due). */
+slm_status slm_finetune_step(slm_finetune *f, slm_finetune_progress *pr);
+/* Writes a checkpoint now (temporary files + rename). */
+slm_status slm_finetune_checkpoint(slm_finetune *f);
+/* Writes the adapter (the best one by validation loss when validating) and
+ * "<out>.loss.svg", the loss curves. */
+slm_status slm_finetune_finish(slm_finetune *f);
+void slm_finetune_free(slm_finetune *f);
 
 /* ---- file inspection ----------------------------------------------------- */
 

@@ -4,7 +4,7 @@
 set -u
 BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
 MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "no model: skipped"; exit 77; }
+[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "SKIP: no model (set SLM_TEST_MODEL)"; exit 77; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0
 

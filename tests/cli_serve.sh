@@ -8,11 +8,11 @@
 set -u
 BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
 MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "no model: skipped"; exit 77; }
-"$BIN" --help | grep -q '^  serve' || { echo "slm built without serve: skipped"; exit 77; }
+[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "SKIP: no model (set SLM_TEST_MODEL)"; exit 77; }
+"$BIN" --help | grep -q '^  serve.*not in this build' && { echo "SKIP: slm built without serve (libmicrohttpd, cJSON: make deps)"; exit 77; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=$("$HERE/../scripts/test_venv.sh" 2>/dev/null) && "$PY" -c 'import openai' 2>/dev/null \
-    || { echo "test venv (openai) unavailable: skipped"; exit 77; }
+    || { echo "SKIP: test venv (openai) unavailable (scripts/test_venv.sh)"; exit 77; }
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }

@@ -6,9 +6,9 @@
 set -u
 BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
 MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "no model: skipped"; exit 77; }
-"$BIN" --help | grep -q '^  serve' || { echo "slm built without serve: skipped"; exit 77; }
-command -v chromium >/dev/null || { echo "chromium not installed: skipped"; exit 77; }
+[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "SKIP: no model (set SLM_TEST_MODEL)"; exit 77; }
+"$BIN" --help | grep -q '^  serve.*not in this build' && { echo "SKIP: slm built without serve (libmicrohttpd, cJSON: make deps)"; exit 77; }
+command -v chromium >/dev/null || { echo "SKIP: chromium not installed (make deps)"; exit 77; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(cd "$(dirname "$BIN")" && pwd)/serve_page.png
 tmp=$(mktemp -d)

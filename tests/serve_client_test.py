@@ -170,7 +170,7 @@ time.sleep(0.3)
 # a client that sends its request slowly (2 s for one body), finishing it in the end
 s = socket.create_connection(("127.0.0.1", MAIN))
 body = b'{"prompt":"Hello","max_tokens":2,"temperature":0}'
-s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
           + str(len(body)).encode() + b"\r\n\r\n")
 for i in range(0, len(body), 5):
     s.sendall(body[i:i + 5])
@@ -188,7 +188,7 @@ check(resp.startswith(b"HTTP/1.1 200") and b'"text_completion"' in resp, "a slow
 # a client that starts a stream and disconnects after the first events
 s = socket.create_connection(("127.0.0.1", MAIN))
 body = json.dumps({"messages": USER, "max_tokens": 200, "stream": True, "temperature": 0}).encode()
-s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
           + str(len(body)).encode() + b"\r\n\r\n" + body)
 s.settimeout(60)
 got = b""
@@ -202,11 +202,11 @@ check(got.count(b"data: ") >= 3, "a stream starts, and its client hangs up")
 
 # a client that opens a connection and sends half a header, then nothing
 idle = socket.create_connection(("127.0.0.1", MAIN))
-idle.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
+idle.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
 # a client that disconnects while waiting for a whole (non-streamed) answer
 s = socket.create_connection(("127.0.0.1", MAIN))
 body = json.dumps({"prompt": "Once upon a time", "max_tokens": 200, "temperature": 0}).encode()
-s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 time.sleep(0.5)
 s.close()
 

@@ -4,7 +4,7 @@
  * NEOX RoPE), SmolLM2 135M (llama: adjacent-pair RoPE on the converter's
  * permuted Q/K, tied head). The models
  * are fetched into $SLM_MODELS or ~/.cache/slm/models; a fixture whose file is
- * absent is skipped, and the test exits 77 when none is there.
+ * absent is skipped (test_skip: the test then exits 77, skipped).
  * The reference's token ids are fed (no tokenizer involved). Checks, as in
  * test_model.c: the top-20 reference logits at every position; the argmax
  * where the reference margin is clear; max/mean/std over the vocabulary at
@@ -182,7 +182,7 @@ int main(void) {
         CHECKF(parse_fixture(path) == 0 && n_refs > 0, "%s: cannot parse", path);
         snprintf(path, sizeof path, "%s/%s", dir, model_file);
         probe = fopen(path, "rb");
-        if (!probe) { printf("skip %s: %s not found\n", fixtures[i], path); continue; }
+        if (!probe) { test_skip("%s: %s not found (scripts/fetch_models_extra.sh)", fixtures[i], path); continue; }
         fclose(probe);
         slm_model *m;
         if (slm_model_open(path, &m) != SLM_OK) { CHECKF(0, "%s: %s", path, slm_last_error()); continue; }
@@ -191,6 +191,6 @@ int main(void) {
         slm_model_close(m);
         ran++;
     }
-    if (!ran) { puts("skip: none of the real models is in the model cache"); return TEST_SKIP; }
+    if (!ran) test_skip("none of the real models is in the model cache");
     return test_finish();
 }

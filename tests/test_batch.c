@@ -1,7 +1,9 @@
 /* slm_batch against separate sessions: k sequences decoded through one
  * batched forward pass must give the logits that k independent sessions give,
  * including prompt chunks mixed with decode steps, a prompt that spans two
- * forward chunks, and sequences reused after truncation.
+ * forward chunks (its length is derived from SLM_UBATCH, the chunk size, so
+ * that it does whatever the chunk size), and sequences reused after
+ * truncation.
  *
  * Precise mode (f32 activations, the same dot product whatever the number of
  * rows): within 1e-4 relative. Fast mode: a pass of several rows uses the
@@ -18,20 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/transformer.h"   /* SLM_UBATCH: rows per forward chunk */
 #include "slm.h"
 #include "testlib.h"
 
 #define K 3
 #define MAXSTEP 8
 
-static const char *prompts[K] = {
-    "The capital of France is",
+/* Prompt 1 is this story, repeated until it is longer than a forward chunk
+ * (see main). */
+static const char *story =
     "Once upon a time, in a small village by the sea, there lived an old fisherman who every morning "
     "walked down to the harbour, counted his nets, talked to the gulls and told the children stories "
     "about the storms he had seen in his long life at sea. The children loved him, and the old "
-    "women of the village brought him bread and soup whenever the weather kept him at home. One day",
-    "def fibonacci(n):",
-};
+    "women of the village brought him bread and soup whenever the weather kept him at home. ";
+static const char *prompts[K] = { "The capital of France is", NULL, "def fibonacci(n):" };
+static int n_ctx;   /* of every session and batch sequence in run_case: prompt 1 and its steps */
 
 static double rel_diff(const float *a, const float *b, int n) {
     double md = 0, ma = 0;
@@ -63,7 +67,7 @@ static double run_case(bool precise, double tol, float margin, int steps, int ro
     float *ref = malloc((size_t)K * (MAXSTEP + 1) * V * sizeof(float));
     slm_token gen[K][MAXSTEP];
     for (int i = 0; i < K; i++) {
-        slm_session_params sp = { .n_ctx = 256, .n_threads = 2, .precise = precise };
+        slm_session_params sp = { .n_ctx = n_ctx, .n_threads = 2, .precise = precise };
         slm_session *s;
         CHECK(slm_session_new(m, &sp, &s) == 0);
         CHECK(slm_session_eval(s, toks[i], (int)nt[i], false) == 0);
@@ -77,15 +81,16 @@ static double run_case(bool precise, double tol, float margin, int steps, int ro
         slm_session_free(s);
     }
 
-    slm_batch_params bp = { .n_seq = 4, .n_ctx = 256, .n_threads = 2, .precise = precise };
+    slm_batch_params bp = { .n_seq = 4, .n_ctx = n_ctx, .n_threads = 2, .precise = precise };
     slm_batch *b;
     CHECK(slm_batch_new(m, &bp, &b) == 0);
-    CHECK(slm_batch_n_seq(b) == 4 && slm_batch_n_ctx(b) == 256);
+    CHECK(slm_batch_n_seq(b) == 4 && slm_batch_n_ctx(b) == n_ctx);
     /* sequences 3, 1 and 0 stand for prompts 0, 1 and 2: the slot number is not the order */
     const int slot[K] = { 3, 1, 0 };
     double worst = 0;
     for (int round = 0; round < rounds; round++) {
-        /* pass 1: prompts 0 and 1 together (a chunk boundary falls inside prompt 1) */
+        /* pass 1: prompts 0 and 1 together (row SLM_UBATCH, a chunk boundary,
+         * falls inside prompt 1) */
         slm_batch_item it[K];
         it[0] = (slm_batch_item){ slot[0], toks[0], (int)nt[0] };
         it[1] = (slm_batch_item){ slot[1], toks[1], (int)nt[1] };
@@ -186,13 +191,34 @@ static void bad_calls(void) {
 
 int main(void) {
     const char *path = test_model_path();
-    if (!path) { fprintf(stderr, "no model: skipped\n"); return TEST_SKIP; }
+    if (!path) { test_skip("no model (set SLM_TEST_MODEL)"); return test_finish(); }
     if (slm_model_open(path, &m)) { fprintf(stderr, "%s\n", slm_last_error()); return 1; }
     V = slm_vocab_size(m);
     bool light = getenv("SLM_TEST_LIGHT") != NULL;
+    /* prompt 1: the story repeated until it alone is longer than a chunk, so
+     * that a session evaluates it in two chunks and so does the batch's
+     * first pass, where it follows prompt 0 */
+    size_t sl = strlen(story), reps = 1;
+    char *p1 = NULL;
+    for (;; reps++) {
+        free(p1);
+        p1 = malloc(sl * reps + 1);
+        for (size_t r = 0; r < reps; r++) memcpy(p1 + r * sl, story, sl);
+        p1[sl * reps] = '\0';
+        size_t n1 = 0;
+        slm_token *t1 = NULL;
+        CHECK(slm_tokenize(m, p1, strlen(p1), true, false, &t1, &n1) == 0);
+        free(t1);
+        if (n1 > SLM_UBATCH + 8 || reps > 64) break;
+    }
+    prompts[1] = p1;
     for (int i = 0; i < K; i++)
         CHECK(slm_tokenize(m, prompts[i], strlen(prompts[i]), true, false, &toks[i], &nt[i]) == 0);
-    CHECKF(nt[1] > 64, "prompt 1 must span two forward chunks (%zu tokens)", nt[1]);
+    CHECKF(nt[1] > SLM_UBATCH, "prompt 1 must span two forward chunks of %d (%zu tokens)", SLM_UBATCH, nt[1]);
+    CHECKF(nt[0] < SLM_UBATCH && nt[0] + nt[1] > SLM_UBATCH,
+           "the batch's chunk boundary must fall inside prompt 1 (%zu + %zu tokens)", nt[0], nt[1]);
+    n_ctx = (int)nt[1] + MAXSTEP + 8;
+    printf("prompt 1: %zu tokens, forward chunk %d, context %d\n", nt[1], SLM_UBATCH, n_ctx);
 
     /* under the sanitizers (SLM_TEST_LIGHT) fewer steps and one round */
     double dp = run_case(true, 1e-4, 0, light ? 2 : 6, light ? 1 : 2);
@@ -203,6 +229,7 @@ int main(void) {
     bad_calls();
 
     for (int i = 0; i < K; i++) free(toks[i]);
+    free(p1);
     slm_model_close(m);
     return test_finish();
 }

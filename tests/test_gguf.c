@@ -775,6 +775,6 @@ int main(void) {
     test_io();
     const char *model = test_model_path();
     if (model) test_model(model);
-    else printf("no SLM_TEST_MODEL: skipping the real-model checks\n");
+    else test_skip("no model (set SLM_TEST_MODEL): the real-model checks did not run");
     return test_finish();
 }

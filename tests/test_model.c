@@ -179,7 +179,7 @@ static void run_mode(slm_model *m, bool precise) {
 
 int main(void) {
     const char *path = test_model_path();
-    if (!path) { puts("skip: no model (set SLM_TEST_MODEL)"); return TEST_SKIP; }
+    if (!path) { test_skip("no model (set SLM_TEST_MODEL)"); return test_finish(); }
     CHECK(parse_fixture("tests/fixtures/model/gemma3_270m.txt") == 0);
     CHECK(n_refs >= 5);
     slm_model *m;

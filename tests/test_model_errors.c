@@ -1,6 +1,7 @@
 /* Damaged copies of the real model must be refused with a message that names
  * the problem, never a crash: truncation, a foreign architecture, a missing
- * tensor, a wrong shape, a token-count mismatch. */
+ * tensor, a wrong shape, a token-count mismatch (an embedding with one row
+ * fewer than the vocabulary has tokens). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,26 +12,9 @@
 static char *model;
 static size_t model_len;
 
-/* Writes buf[0..len) to a temp file, opens it as a model, and checks that it
- * fails with `want` in the message. */
+/* buf[0..len) must fail to open with `want` in the message. */
 static void expect_fail(const char *what, const char *buf, size_t len, const char *want) {
-    char path[] = "/tmp/slm_bad_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    if (fd < 0) return;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    close(fd);
-    slm_model *m = NULL;
-    slm_status st = slm_model_open(path, &m);
-    CHECKF(st != SLM_OK && m == NULL, "%s: opened a damaged model", what);
-    CHECKF(strstr(slm_last_error(), want) != NULL, "%s: message '%s' lacks '%s'", what, slm_last_error(), want);
-    if (m) slm_model_close(m);
-    unlink(path);
+    test_expect_model_fail(what, buf, len, want);
 }
 
 /* Offset of the first occurrence of needle in the header part of the model. */
@@ -43,13 +27,13 @@ static size_t find(const char *needle) {
 
 int main(void) {
     const char *path = test_model_path();
-    if (!path) { puts("skip: no model (set SLM_TEST_MODEL)"); return TEST_SKIP; }
+    if (!path) { test_skip("no model (set SLM_TEST_MODEL)"); return test_finish(); }
     model = test_read_file(path, &model_len);
     CHECK(model != NULL);
     if (!model) return test_finish();
 
     /* truncations: inside the header, inside the tensor infos, inside the data */
-    expect_fail("truncated header", model, 3, "");
+    expect_fail("truncated header", model, 3, "truncated");
     expect_fail("truncated metadata", model, 4096, "truncated");
     expect_fail("truncated data", model, model_len - 1000, "out of bounds");
 
@@ -89,6 +73,20 @@ int main(void) {
     uint64_t v = 320;
     memcpy(copy + ne0, &v, 8);
     expect_fail("wrong shape", copy, model_len, "blk.0.ffn_norm.weight");
+
+    /* a token-count mismatch: token_embd.weight has 262143 rows while the
+     * vocabulary (tokenizer.ggml.tokens) has 262144 tokens */
+    memcpy(copy, model, model_len);
+    at = find("token_embd.weight");
+    CHECK(at != (size_t)-1);
+    if (at == (size_t)-1) return test_finish();
+    size_t ne1 = at + strlen("token_embd.weight") + 4 + 8;  /* after n_dims and ne[0] */
+    memcpy(&v, copy + ne1, 8);
+    CHECKF(v == 262144, "token_embd.weight has %llu rows, expected the vocabulary's 262144", (unsigned long long)v);
+    v = 262143;
+    memcpy(copy + ne1, &v, 8);
+    expect_fail("token count", copy, model_len, "'token_embd.weight' has shape [640, 262143");
+    CHECKF(strstr(slm_last_error(), "expected [640, 262144]") != NULL, "token count: message '%s'", slm_last_error());
 
     free(copy);
     free(model);

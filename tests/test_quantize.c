@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imatrix/imatrix.h"
 #include "quant/quant.h"
-#include "quant/imatrix.h"
 #include "quant/quantize.h"
 #include "testlib.h"
 

@@ -1,13 +1,33 @@
 #include "testlib.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "slm.h"
 
 int test_failures;
 int test_checks;
+int test_skips;
+
+void test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("SKIP: ", stdout);
+    vprintf(fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    fflush(stdout);
+    test_skips++;
+}
 
 int test_finish(void) {
-    printf("%d checks, %d failed\n", test_checks, test_failures);
-    return test_failures ? 1 : 0;
+    printf("%d checks, %d failed", test_checks, test_failures);
+    if (test_skips) printf(", %d part%s skipped (see SKIP above)", test_skips, test_skips == 1 ? "" : "s");
+    putchar('\n');
+    if (test_failures) return 1;
+    return test_skips ? TEST_SKIP : 0;
 }
 
 const char *test_model_path(void) {
@@ -30,4 +50,25 @@ char *test_read_file(const char *path, size_t *len) {
     fclose(f);
     if (buf) { buf[n] = '\0'; if (len) *len = (size_t)n; }
     return buf;
+}
+
+void test_expect_model_fail(const char *what, const void *buf, size_t len, const char *want) {
+    char path[] = "/tmp/slm_bad_model_XXXXXX";
+    int fd = mkstemp(path);
+    CHECKF(fd >= 0, "%s: cannot create a temporary file", what);
+    if (fd < 0) return;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, (const char *)buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    close(fd);
+    CHECKF(off == len, "%s: wrote %zu of %zu bytes", what, off, len);
+    slm_model *m = NULL;
+    slm_status st = slm_model_open(path, &m);
+    CHECKF(st != SLM_OK && m == NULL, "%s: opened a damaged model", what);
+    CHECKF(strstr(slm_last_error(), want) != NULL, "%s: message '%s' lacks '%s'", what, slm_last_error(), want);
+    if (m) slm_model_close(m);
+    unlink(path);
 }

@@ -5,6 +5,7 @@
 
 #include "base/status.h"
 #include "base/threadpool.h"
+#include "engine/engine.h"
 #include "model/transformer.h"
 
 struct slm_batch {
@@ -77,6 +78,7 @@ void slm_batch_free(slm_batch *b) {
 }
 
 int slm_batch_n_seq(const slm_batch *b) { return b->n_seq; }
+slm_fwd *slm_batch_fwd(slm_batch *b) { return &b->work; }
 int slm_batch_n_ctx(const slm_batch *b) { return b->n_ctx; }
 int slm_batch_n_past(const slm_batch *b, int seq) { return seq >= 0 && seq < b->n_seq ? b->n_past[seq] : 0; }
 

@@ -16,7 +16,7 @@
 #include "base/threadpool.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_write.h"
-#include "quant/imatrix.h"
+#include "imatrix/imatrix.h"
 #include "quant/quant.h"
 #include "quant/quantize.h"
 

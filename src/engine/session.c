@@ -4,6 +4,8 @@
 
 #include "base/status.h"
 #include "base/threadpool.h"
+#include "engine/spec_engine.h"
+#include "engine/engine.h"
 #include "model/transformer.h"
 #include "quant/quant.h"
 
@@ -77,6 +79,44 @@ slm_status slm_session_eval(slm_session *s, const slm_token *tokens, int n, bool
     fwd_eval(&s->fwd, tokens, n, s->n_past, all_logits ? s->logits : NULL, s->logits);
     s->last = all_logits ? s->logits + (size_t)(n - 1) * V : s->logits;
     s->n_past += n;
+    return SLM_OK;
+}
+
+slm_status slm_session_eval_exact(slm_session *s, const slm_token *tokens, int n) {
+    s->fwd.row_exact = true;
+    slm_status st = slm_session_eval(s, tokens, n, true);
+    s->fwd.row_exact = false;
+    return st;
+}
+
+slm_status session_eval_hidden(slm_session *s, slm_token tok, float *hidden) {
+    if (s->n_past >= s->n_ctx)
+        return slm_fail(SLM_ERR_CONTEXT_FULL, "the context's %d positions are used", s->n_ctx);
+    if (tok < 0 || tok >= s->model->cfg.n_vocab)
+        return slm_fail(SLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary", tok);
+    fwd_eval(&s->fwd, &tok, 1, s->n_past, NULL, NULL);
+    memcpy(hidden, s->fwd.last_hidden, (size_t)s->model->cfg.n_embd * sizeof(float));
+    s->n_past++;
+    return SLM_OK;
+}
+
+slm_status session_head_exact(slm_session *s, const float *hidden, int n) {
+    int V = s->model->cfg.n_vocab;
+    if (n <= 0) return slm_fail(SLM_ERR_INVALID_ARG, "no hidden states");
+    if ((size_t)n > s->n_logits_cap) {
+        float *nl = realloc(s->logits, (size_t)n * V * sizeof(float));
+        if (!nl) return slm_fail(SLM_ERR_NOMEM, "out of memory for %d rows of logits", n);
+        s->logits = nl;
+        s->n_logits_cap = (size_t)n;
+    }
+    /* at most SLM_UBATCH rows per product: the activation scratch's size */
+    s->fwd.row_exact = true;
+    for (int done = 0; done < n; done += SLM_UBATCH) {
+        int cn = n - done < SLM_UBATCH ? n - done : SLM_UBATCH;
+        fwd_head(&s->fwd, hidden + (size_t)done * s->model->cfg.n_embd, cn, s->logits + (size_t)done * V);
+    }
+    s->fwd.row_exact = false;
+    s->last = s->logits + (size_t)(n - 1) * V;
     return SLM_OK;
 }
 

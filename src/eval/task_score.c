@@ -1,10 +1,12 @@
 /* Scoring task items with a session: multiple choice by log-likelihood,
  * generation by greedy decoding and exact match. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/status.h"
+#include "eval/json.h"
 #include "eval/task.h"
 
 #define SCORE_PIECE 64   /* rows of logits asked for per call */
@@ -118,11 +120,69 @@ static size_t trimmed(const char *s, size_t *start) {
     return b - a;
 }
 
+bool task_json_equal(const json_val *a, const json_val *b) {
+    if (a->kind != b->kind) return false;
+    switch (a->kind) {
+    case JSON_NULL: return true;
+    case JSON_BOOL: return a->b == b->b;
+    case JSON_NUM: return a->num == b->num;
+    case JSON_STR: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+    case JSON_ARR:
+        if (a->n != b->n) return false;
+        for (size_t i = 0; i < a->n; i++)
+            if (!task_json_equal(&a->items[i], &b->items[i])) return false;
+        return true;
+    case JSON_OBJ:
+        if (a->n != b->n) return false;
+        for (size_t i = 0; i < a->n; i++) {
+            const json_val *bv = ejson_get(b, a->keys[i]);
+            if (!bv || !task_json_equal(ejson_get(a, a->keys[i]), bv)) return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+int task_json_fields(const char *truth, const char *generated, int n_fields, signed char *ok) {
+    char err[200];
+    json_doc *td = ejson_parse(truth, strlen(truth), err, sizeof err);
+    if (!td || ejson_root(td)->kind != JSON_OBJ) { ejson_free(td); return -1; }
+    json_doc *gd = ejson_parse(generated, strlen(generated), err, sizeof err);
+    const json_val *tv = ejson_root(td), *gv = gd ? ejson_root(gd) : NULL;
+    int right = 0;
+    for (int k = 0; k < n_fields; k++) {
+        const json_val *g = k < (int)tv->n && gv && gv->kind == JSON_OBJ ? ejson_get(gv, tv->keys[k]) : NULL;
+        ok[k] = g && task_json_equal(ejson_get(tv, tv->keys[k]), g);
+        right += ok[k];
+    }
+    ejson_free(gd);
+    ejson_free(td);
+    return right;
+}
+
+/* The prompt's tokens: as written (with BOS), or, for a chat item, its
+ * messages rendered through the model's chat template. */
+static slm_status prompt_tokens(const task_item *it, size_t idx, const slm_model *m, slm_token **toks, size_t *n) {
+    if (!it->chat) return slm_tokenize(m, it->text, strlen(it->text), true, true, toks, n);
+    slm_chat_message msgs[TASK_MAX_MESSAGES];
+    for (int i = 0; i < it->n_msgs; i++) msgs[i] = (slm_chat_message){ it->msg_roles[i], it->msg_texts[i] };
+    char *text = NULL;
+    slm_status st = slm_chat_format(m, msgs, (size_t)it->n_msgs, true, &text);
+    if (st) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", slm_last_error());
+        return slm_fail(st, "item %zu: the chat template: %s", idx, why);
+    }
+    st = slm_tokenize(m, text, strlen(text), false, true, toks, n);
+    free(text);
+    return st;
+}
+
 static slm_status score_gen(slm_task *t, task_item *it, size_t idx, const slm_model *m, slm_session *s,
                             slm_task_item_result *r) {
     slm_token *prompt = NULL;
     size_t np = 0, len = 0;
-    slm_status st = slm_tokenize(m, it->text, strlen(it->text), true, true, &prompt, &np);
+    slm_status st = prompt_tokens(it, idx, m, &prompt, &np);
     if (st) return st;
     int n_ctx = slm_session_n_ctx(s);
     if (np + 1 > (size_t)n_ctx) {
@@ -130,13 +190,38 @@ static slm_status score_gen(slm_task *t, task_item *it, size_t idx, const slm_mo
         return slm_fail(SLM_ERR_CONTEXT_FULL, "item %zu: the prompt takes %zu tokens, the context holds %d", idx, np,
                         n_ctx);
     }
-    slm_session_truncate(s, 0);
-    st = slm_session_eval(s, prompt, (int)np, false);
-    free(prompt);
+    /* Keep the cached prefix shared with the previous generation item when
+     * this session still holds it untouched; at least one token is
+     * evaluated, for the logits. */
+    size_t keep = 0;
+    if (t->prev_prompt && t->prev_session == s && slm_session_n_past(s) == t->prev_n_past) {
+        keep = common_prefix(t->prev_prompt, t->n_prev, prompt, np);
+        if (keep >= np) keep = np - 1;
+    }
+    free(t->prev_prompt);
+    t->prev_prompt = NULL;
+    t->prev_session = NULL;
+    slm_session_truncate(s, (int)keep);
+    st = slm_session_eval(s, prompt + keep, (int)(np - keep), false);
+    if (st) free(prompt);
+    else { t->prev_prompt = prompt; t->n_prev = np; }
     if (!st) st = gen_append(t, &len, "", 0);
     int V = slm_vocab_size(m);
+    /* "json_schema": greedy among the tokens the schema's grammar allows */
+    slm_grammar *g = NULL;
+    if (!st && it->gbnf && (st = slm_grammar_new(m, it->gbnf, strlen(it->gbnf), &g))) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", slm_last_error());
+        st = slm_fail(st, "item %zu: json_schema: %s", idx, why);
+    }
     for (int k = 0; !st && k < it->max_tokens; k++) {
-        slm_token tok = slm_argmax(slm_session_logits(s), V);
+        float *logits = slm_session_logits(s);
+        slm_token tok = slm_argmax(logits, V);
+        if (g && !slm_grammar_allows(g, tok)) {
+            if (slm_grammar_apply(g, logits) == 0) break;   /* nothing fits: the answer ends here */
+            tok = slm_argmax(logits, V);
+        }
+        if (g && slm_grammar_accept(g, tok)) break;
         if (slm_token_is_eog(m, tok)) break;
         char piece[256];
         size_t n = slm_token_to_bytes(m, tok, false, piece, sizeof piece);
@@ -148,9 +233,13 @@ static slm_status score_gen(slm_task *t, task_item *it, size_t idx, const slm_mo
         }
         if (cut) { *cut = 0; break; }
         if (slm_session_n_past(s) >= n_ctx) break;   /* the context is full: the answer ends here */
+        if (g && slm_grammar_must_end(g)) break;     /* the document is complete */
         st = slm_session_eval(s, &tok, 1, false);
     }
+    slm_grammar_free(g);
     if (st) return st;
+    t->prev_session = s;
+    t->prev_n_past = slm_session_n_past(s);
     size_t ga, gl = trimmed(t->gen_buf, &ga);
     r->correct = false;
     for (int j = 0; j < it->n_strs; j++) {
@@ -159,6 +248,11 @@ static slm_status score_gen(slm_task *t, task_item *it, size_t idx, const slm_mo
     }
     r->correct_norm = r->correct;
     r->generated = t->gen_buf;
+    if (it->n_fields) {
+        r->n_fields = it->n_fields;
+        r->fields_right = task_json_fields(it->strs[0], t->gen_buf, it->n_fields, it->field_ok);
+        if (r->fields_right < 0) return slm_fail(SLM_ERR_FORMAT, "item %zu: the answer is not a JSON object", idx);
+    }
     return SLM_OK;
 }
 
@@ -169,6 +263,7 @@ slm_status slm_task_score(slm_task *t, size_t i, const slm_model *model, slm_ses
     task_item *it = &t->items[i];
     r->is_mc = it->is_mc;
     r->answer = it->is_mc ? it->answer : -1;
+    if (it->is_mc) t->prev_session = NULL;   /* the cache will hold something else */
     slm_status st = it->is_mc ? score_mc(it, i, model, s, ll, r) : score_gen(t, it, i, model, s, r);
     if (st) return st;
     it->correct = r->correct;

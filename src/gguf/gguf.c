@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "base/status.h"
-#include "quant/quant.h"
+#include "base/tensor_type.h"
 
 #define GGUF_MAGIC 0x46554747u        /* "GGUF" read as a little-endian u32 */
 #define GGUF_DEFAULT_ALIGNMENT 32u

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/status.h"
-#include "quant/quant.h"
+#include "base/tensor_type.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_NEST 8
@@ -437,6 +437,27 @@ static slm_status write_body(gguf_writer *w, out_file *o, const char *path, uint
     free(buf);
     if (st == SLM_OK && o->err) st = slm_fail(SLM_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     return st;
+}
+
+slm_status gguf_writer_to_memory(gguf_writer *w, unsigned char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    uint32_t align;
+    slm_status st = get_alignment(w, &align);
+    if (st) return st;
+    char *buf = NULL;
+    size_t n = 0;
+    out_file o = { open_memstream(&buf, &n), false };
+    if (!o.f) return slm_fail(SLM_ERR_NOMEM, "out of memory for a GGUF buffer");
+    st = write_body(w, &o, "a GGUF buffer", align);
+    if (fclose(o.f) != 0 && st == SLM_OK) st = slm_fail(SLM_ERR_NOMEM, "out of memory for a GGUF buffer");
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *out = (unsigned char *)buf;
+    *len = n;
+    return SLM_OK;
 }
 
 slm_status gguf_writer_write(gguf_writer *w, const char *path) {

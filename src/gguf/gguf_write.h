@@ -72,5 +72,9 @@ uint64_t gguf_writer_file_size(const gguf_writer *w);
 
 /* Writes the file (see above). The writer can be written again or freed. */
 slm_status gguf_writer_write(gguf_writer *w, const char *path);
+/* The same bytes in a malloc'd buffer (*out, free() it; *len bytes) instead
+ * of a file: the in-memory GGUF builder of the tests and fuzz targets, which
+ * read it back with gguf_parse. */
+slm_status gguf_writer_to_memory(gguf_writer *w, unsigned char **out, size_t *len);
 
 #endif

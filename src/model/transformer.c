@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "quant/quant.h"
+#include "train/adapter.h"
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -61,15 +62,18 @@ slm_status fwd_init(slm_fwd *f, const struct slm_model *m, slm_pool *pool, int n
 
 void fwd_free(slm_fwd *f) {
     void *bufs[] = { f->k_cache, f->v_cache, f->h, f->xn, f->q, f->k, f->v, f->att, f->o, f->gate,
-                     f->up, f->scores, f->rope_cos, f->rope_sin, f->last_hidden, f->xq, f->rowbuf };
+                     f->up, f->scores, f->rope_cos, f->rope_sin, f->last_hidden, f->xq, f->rowbuf, f->lora_tmp };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(f, 0, sizeof *f);
 }
 
+void fwd_set_observer(slm_fwd *f, const slm_fwd_observer *obs) { f->observer = obs; }
+
 static void matmul(slm_fwd *f, const slm_mat *w, const float *x, int n, float *y) {
-    if (f->observe) f->observe(f->observe_ctx, w, x, n);
+    if (f->observer && f->observer->matmul_input) f->observer->matmul_input(f->observer->ctx, w, x, n);
     if (f->precise) op_matmul_precise(f->pool, w, x, n, y, f->rowbuf);
-    else op_matmul(f->pool, w, x, n, y, f->xq);
+    else op_matmul_ex(f->pool, w, x, n, y, f->xq, f->row_exact);
+    if (f->lora) adapter_apply(f, w, x, n, y);
 }
 
 /* ---- attention --------------------------------------------------------- */
@@ -212,6 +216,7 @@ static void eval_chunk(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, i
         matmul(f, &L->w_down, f->gate, n, f->o);
         if (a->post_norms) norm_rows(f->o, f->o, L->post_ffn_norm, n, E, c->eps);
         for (size_t i = 0; i < (size_t)n * E; i++) f->h[i] += f->o[i];
+        if (f->observer && f->observer->layer_output) f->observer->layer_output(f->observer->ctx, il, f->h, n, rows);
     }
     norm_rows(f->xn, f->h, m->output_norm, n, E, c->eps);
 }
@@ -230,6 +235,8 @@ void fwd_eval(slm_fwd *f, const int32_t *tokens, int n, int pos0, float *logits_
     }
     if (!logits_all && logits_last) matmul(f, &m->output, f->last_hidden, 1, logits_last);
 }
+
+void fwd_head(slm_fwd *f, const float *hidden, int n, float *logits) { matmul(f, &f->m->output, hidden, n, logits); }
 
 void fwd_eval_rows(slm_fwd *f, const int32_t *tokens, const fwd_row *rows, int n, const int *want, int n_want,
                    float *logits) {

@@ -3,6 +3,7 @@
 #ifndef SLM_OPS_H
 #define SLM_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,14 @@ size_t op_matmul_scratch(const slm_mat *w, int n_tok);
 /* y[t][r] = sum_c W[r][c] * x[t][c] for n_tok rows of x (stride W.cols) into
  * y (stride W.rows). `scratch` holds the quantized activations. */
 void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch);
+/* The same product, with row_exact: every row of y bit-identical to what
+ * op_matmul gives for that activation row alone (n_tok = 1), whatever n_tok
+ * and the thread count's split of W's rows (the speculative decoder's
+ * verification step needs it). Repacked weights are that already; other
+ * types then run the one-token kernels per token over tiles of W that stay
+ * in cache, instead of the few-token and GEMM tile kernels. */
+void op_matmul_ex(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch,
+                  bool row_exact);
 
 /* The same product with f32 activations: each weight row is dequantized once
  * (into rowbuf: nth rows of W.cols floats) and dotted in f32 with every

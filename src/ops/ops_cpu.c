@@ -17,6 +17,7 @@ typedef struct {
     size_t xq_stride;
     int n_tok;
     float *y;
+    bool row_exact;
 } matmul_job;
 
 /* Rows are split among workers. One token (decode): each worker dots its
@@ -57,6 +58,24 @@ static void matmul_packed(const matmul_job *j, int ith, int nth) {
     }
 }
 
+/* Row-exact several tokens over stored rows: the one-token path hands a
+ * worker's whole range to slm_vec_dot_rows, whose per-row arithmetic is the
+ * same for any run of two rows or more (and, for one row, may differ: a
+ * lone-row kernel). So tiles of at least two rows are dotted token by token
+ * (a tile stays in L1/L2 while every token passes over it), and a range of
+ * one row stays one row. */
+static void matmul_rows_exact(const matmul_job *j, long lo, long hi) {
+    const slm_mat *w = j->w;
+    for (long r0 = lo; r0 < hi;) {
+        long nr = hi - r0 < MATMUL_SMALL_TILE_ROWS ? hi - r0 : MATMUL_SMALL_TILE_ROWS;
+        if (hi - r0 - nr == 1) nr++; /* never leave a last tile of one row */
+        for (int t = 0; t < j->n_tok; t++)
+            slm_vec_dot_rows(w->type, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)nr,
+                             j->xq + (size_t)t * j->xq_stride, w->cols, j->y + (size_t)t * w->rows + r0);
+        r0 += nr;
+    }
+}
+
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const slm_mat *w = j->w;
@@ -66,6 +85,10 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     }
     long lo, hi;
     slm_split_range((long)w->rows, ith, nth, &lo, &hi);
+    if (j->n_tok > 1 && j->row_exact) {
+        matmul_rows_exact(j, lo, hi);
+        return;
+    }
     if (j->n_tok == 1) {
         if (hi > lo)
             slm_vec_dot_rows(w->type, w->data + (size_t)lo * w->row_bytes, w->row_bytes, (int)(hi - lo), j->xq,
@@ -108,13 +131,18 @@ static void quant_worker(void *ctx, int ith, int nth) {
 }
 
 void op_matmul(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch) {
+    op_matmul_ex(pool, w, x, n_tok, y, scratch, false);
+}
+
+void op_matmul_ex(slm_pool *pool, const slm_mat *w, const float *x, int n_tok, float *y, void *scratch,
+                  bool row_exact) {
     uint32_t vt = slm_vec_type(w->type);
     size_t stride = slm_row_bytes(vt, w->cols);
     quant_job qj = { vt, x, w->cols, n_tok, scratch, stride };
     /* a prompt's activations are quantized by all workers; one token's is not worth a dispatch */
     if (n_tok >= 16 && slm_pool_size(pool) > 1) slm_pool_run(pool, quant_worker, &qj);
     else quant_worker(&qj, 0, 1);
-    matmul_job j = { w, scratch, stride, n_tok, y };
+    matmul_job j = { w, scratch, stride, n_tok, y, row_exact };
     slm_pool_run(pool, matmul_worker, &j);
 }
 

@@ -144,56 +144,73 @@ static uint8_t *tile_scratch(void) {
     return p;
 }
 
-static void gemm32v(int kind, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
-                    int64_t nblk, float *out, size_t os) {
+/* Rows too few tokens for tiles, or no scratch: one-row kernels per token. */
+static void gemm_by_rows(uint32_t type, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
+                         int64_t n, float *out, size_t os) {
+    for (int t = 0; t < ntok; t++) slm_vec_dot_rows(type, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
+}
+
+/* The one driver of every type's tiles (a macro, so that each type's TILE
+ * and its constant token counts inline as before): for each set of TSUP
+ * tokens and each chunk of KCHUNK blocks of BLOCK elements, PREP readies
+ * the tokens' blocks (XT, in the scratch after the pack), then each group
+ * of 16 rows is packed by PACK (PT) and multiplied with TT tokens at a time,
+ * the last 1..7 tokens by a tile of that width. The first chunk stores,
+ * later ones add. Needs w, ws, nrows, x, xs, ntok, n, out, os and scr. */
+#define GEMM_TILES(PT, XT, KCHUNK, BLOCK, PREP, PACK, TILE)                                                      \
+    do {                                                                                                         \
+        const int64_t nblk = n / (BLOCK);                                                                        \
+        PT *p = (PT *)scr;                                                                                       \
+        XT (*xp)[KCHUNK] = (XT (*)[KCHUNK])(scr + SCRATCH_PACK);                                                 \
+        for (int ts = 0; ts < ntok; ts += TSUP) {                                                                \
+            const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;                                                 \
+            const uint8_t *xt = x + (size_t)ts * xs;                                                             \
+            float *ot = out + (size_t)ts * os;                                                                   \
+            for (int64_t b0 = 0; b0 < nblk; b0 += KCHUNK) {                                                      \
+                const int nb = nblk - b0 < KCHUNK ? (int)(nblk - b0) : KCHUNK;                                   \
+                PREP(xt, xs, nts, b0, nb, xp);                                                                   \
+                for (int r0 = 0; r0 < nrows; r0 += 16) {                                                         \
+                    const int nr = nrows - r0 < 16 ? nrows - r0 : 16;                                            \
+                    const __mmask16 m = (__mmask16)((1u << nr) - 1);                                             \
+                    PACK(w + (size_t)r0 * ws, ws, nr, b0, nb, p);                                                \
+                    int t = 0;                                                                                   \
+                    for (; t + TT <= nts; t += TT) TILE(TT, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); \
+                    switch (nts - t) {                                                                           \
+                    case 7: TILE(7, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 6: TILE(6, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 5: TILE(5, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 4: TILE(4, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 3: TILE(3, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 2: TILE(2, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    case 1: TILE(1, p, nb, xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;         \
+                    default: break;                                                                              \
+                    }                                                                                            \
+                }                                                                                                \
+            }                                                                                                    \
+        }                                                                                                        \
+    } while (0)
+
+/* Q8_0 / Q4_0 / Q5_0 (kind K_*): the 32-element blocks */
+#define PREP_32(...) prep_tokens(kind, __VA_ARGS__)
+#define PACK_32(...) pack_rows(kind, __VA_ARGS__)
+static void gemm32v(int kind, uint32_t type, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs,
+                    int ntok, int64_t n, float *out, size_t os) {
     uint8_t *scr = tile_scratch();
-    if (!scr) {
-        const uint32_t type = kind == K_Q8_0 ? SLM_T_Q8_0 : kind == K_Q4_0 ? SLM_T_Q4_0 : SLM_T_Q5_0;
-        for (int t = 0; t < ntok; t++)
-            slm_vec_dot_rows(type, w, ws, nrows, x + (size_t)t * xs, nblk * QK, out + (size_t)t * os);
-        return;
-    }
-    pack16 *p = (pack16 *)scr;
-    xblk (*g_xp)[KCH] = (xblk (*)[KCH])(scr + SCRATCH_PACK);
-    for (int ts = 0; ts < ntok; ts += TSUP) {
-        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
-        const uint8_t *xt = x + (size_t)ts * xs;
-        float *ot = out + (size_t)ts * os;
-        for (int64_t b0 = 0; b0 < nblk; b0 += KCH) {
-            const int nb = nblk - b0 < KCH ? (int)(nblk - b0) : KCH;
-            prep_tokens(kind, xt, xs, nts, b0, nb, g_xp);
-            for (int r0 = 0; r0 < nrows; r0 += 16) {
-                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
-                const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_rows(kind, w + (size_t)r0 * ws, ws, nr, b0, nb, p);
-                int t = 0;
-                for (; t + TT <= nts; t += TT) tile(TT, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
-                switch (nts - t) {
-                case 7: tile(7, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile(6, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile(5, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile(4, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile(3, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile(2, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile(1, p, nb, g_xp[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                default: break;
-                }
-            }
-        }
-    }
+    if (!scr) { gemm_by_rows(type, w, ws, nrows, x, xs, ntok, n, out, os); return; }
+    GEMM_TILES(pack16, xblk, KCH, QK, PREP_32, PACK_32, tile);
 }
 
 static void gemm_q8_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
                       float *out, size_t os) {
-    gemm32v(K_Q8_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+    gemm32v(K_Q8_0, SLM_T_Q8_0, rows, stride, nrows, xq, xs, ntok, n, out, os);
 }
 static void gemm_q4_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
                       float *out, size_t os) {
-    gemm32v(K_Q4_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+    gemm32v(K_Q4_0, SLM_T_Q4_0, rows, stride, nrows, xq, xs, ntok, n, out, os);
 }
 static void gemm_q5_0(const void *rows, size_t stride, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
                       float *out, size_t os) {
-    gemm32v(K_Q5_0, rows, stride, nrows, xq, xs, ntok, n / QK, out, os);
+    gemm32v(K_Q5_0, SLM_T_Q5_0, rows, stride, nrows, xq, xs, ntok, n, out, os);
 }
 
 /* ---- Q4_K x Q8_K ----
@@ -336,39 +353,8 @@ static void gemm_q4_k(const void *rows, size_t ws, int nrows, const void *xq, si
                       float *out, size_t os) {
     const uint8_t *w = rows, *x = xq;
     uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
-    if (!scr) {
-        for (int t = 0; t < ntok; t++) slm_vec_dot_rows(SLM_T_Q4_K, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
-        return;
-    }
-    const int64_t nsb = n / QK_K;
-    packk *p = (packk *)scr;
-    xblkk (*g_xk)[KCHK] = (xblkk (*)[KCHK])(scr + SCRATCH_PACK);
-    for (int ts = 0; ts < ntok; ts += TSUP) {
-        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
-        const uint8_t *xt = x + (size_t)ts * xs;
-        float *ot = out + (size_t)ts * os;
-        for (int64_t b0 = 0; b0 < nsb; b0 += KCHK) {
-            const int nb = nsb - b0 < KCHK ? (int)(nsb - b0) : KCHK;
-            prep_k(xt, xs, nts, b0, nb, g_xk);
-            for (int r0 = 0; r0 < nrows; r0 += 16) {
-                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
-                const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_q4k(w + (size_t)r0 * ws, ws, nr, b0, nb, p);
-                int t = 0;
-                for (; t + TT <= nts; t += TT) tile_k(TT, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
-                switch (nts - t) {
-                case 7: tile_k(7, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile_k(6, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile_k(5, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile_k(4, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile_k(3, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile_k(2, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile_k(1, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                default: break;
-                }
-            }
-        }
-    }
+    if (!scr) { gemm_by_rows(SLM_T_Q4_K, w, ws, nrows, x, xs, ntok, n, out, os); return; }
+    GEMM_TILES(packk, xblkk, KCHK, QK_K, prep_k, pack_q4k, tile_k);
 }
 
 /* ---- Q6_K x Q8_K ----
@@ -473,39 +459,8 @@ static void gemm_q6_k(const void *rows, size_t ws, int nrows, const void *xq, si
                       float *out, size_t os) {
     const uint8_t *w = rows, *x = xq;
     uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
-    if (!scr) {
-        for (int t = 0; t < ntok; t++) slm_vec_dot_rows(SLM_T_Q6_K, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
-        return;
-    }
-    const int64_t nsb = n / QK_K;
-    pack6 *p = (pack6 *)scr;
-    xblkk (*g_xk)[KCHK] = (xblkk (*)[KCHK])(scr + SCRATCH_PACK);
-    for (int ts = 0; ts < ntok; ts += TSUP) {
-        const int nts = ntok - ts < TSUP ? ntok - ts : TSUP;
-        const uint8_t *xt = x + (size_t)ts * xs;
-        float *ot = out + (size_t)ts * os;
-        for (int64_t b0 = 0; b0 < nsb; b0 += KCHK) {
-            const int nb = nsb - b0 < KCHK ? (int)(nsb - b0) : KCHK;
-            prep_k(xt, xs, nts, b0, nb, g_xk);
-            for (int r0 = 0; r0 < nrows; r0 += 16) {
-                const int nr = nrows - r0 < 16 ? nrows - r0 : 16;
-                const __mmask16 m = (__mmask16)((1u << nr) - 1);
-                pack_q6k(w + (size_t)r0 * ws, ws, nr, b0, nb, p);
-                int t = 0;
-                for (; t + TT <= nts; t += TT) tile_6(TT, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0);
-                switch (nts - t) {
-                case 7: tile_6(7, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 6: tile_6(6, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 5: tile_6(5, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 4: tile_6(4, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 3: tile_6(3, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 2: tile_6(2, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                case 1: tile_6(1, p, nb, g_xk[t / TT], ot + (size_t)t * os + r0, os, m, b0 == 0); break;
-                default: break;
-                }
-            }
-        }
-    }
+    if (!scr) { gemm_by_rows(SLM_T_Q6_K, w, ws, nrows, x, xs, ntok, n, out, os); return; }
+    GEMM_TILES(pack6, xblkk, KCHK, QK_K, prep_k, pack_q6k, tile_6);
 }
 
 _Static_assert(sizeof(pack16) <= SCRATCH_PACK && sizeof(packk) <= SCRATCH_PACK && sizeof(pack6) <= SCRATCH_PACK,

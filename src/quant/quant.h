@@ -9,29 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ggml type ids, as stored in GGUF tensor infos. */
-enum slm_type {
-    SLM_T_F32 = 0, SLM_T_F16 = 1, SLM_T_Q4_0 = 2, SLM_T_Q4_1 = 3,
-    SLM_T_Q5_0 = 6, SLM_T_Q5_1 = 7, SLM_T_Q8_0 = 8, SLM_T_Q8_1 = 9,
-    SLM_T_Q2_K = 10, SLM_T_Q3_K = 11, SLM_T_Q4_K = 12, SLM_T_Q5_K = 13,
-    SLM_T_Q6_K = 14, SLM_T_Q8_K = 15, SLM_T_BF16 = 30,
-};
-
-#define QK 32      /* elements per block of the simple quants */
-#define QK_K 256   /* elements per K-quant super-block */
-
-typedef struct slm_type_info {
-    const char *name;       /* "q4_K", as ggml spells it */
-    int block_size;         /* elements per block */
-    size_t block_bytes;     /* bytes per block */
-    bool is_weight_type;    /* false for activation-only types (Q8_K, Q8_1) */
-} slm_type_info;
-
-/* NULL for an unknown id. */
-const slm_type_info *slm_type_get(uint32_t type);
-/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
- * or the type is unknown. */
-size_t slm_row_bytes(uint32_t type, int64_t n);
+/* type ids, block sizes and bytes, slm_type_get, slm_row_bytes */
+#include "base/tensor_type.h"
 
 /* half <-> float */
 float slm_f16_to_f32(uint16_t h);

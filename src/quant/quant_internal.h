@@ -12,44 +12,27 @@
 
 #include "quant/quant.h"
 
-/* ---- Block layouts (bytes); each matches ggml's block_* struct. ---- */
-/* Q4_0: d f16 | qs[16] */
-#define Q4_0_BYTES 18
-/* Q4_1: d f16 | m f16 | qs[16] */
-#define Q4_1_BYTES 20
-/* Q5_0: d f16 | qh u32 | qs[16] */
-#define Q5_0_BYTES 22
-/* Q5_1: d f16 | m f16 | qh u32 | qs[16] */
-#define Q5_1_BYTES 24
-/* Q8_0: d f16 | qs[32] int8 */
-#define Q8_0_BYTES 34
-/* Q8_1: d f16 | s f16 (= d * sum qs) | qs[32] int8 */
-#define Q8_1_BYTES 36
+/* ---- Block layouts: field offsets (the bytes per block, Qx_BYTES, are in
+ * base/tensor_type.h); each matches ggml's block_* struct. ---- */
 /* Q2_K: scales[16] (lo nibble scale, hi nibble min) | qs[64] | d f16 | dmin f16 */
-#define Q2_K_BYTES 84
 #define Q2_K_QS 16
 #define Q2_K_D 80
 /* Q3_K: hmask[32] | qs[64] | scales[12] | d f16 */
-#define Q3_K_BYTES 110
 #define Q3_K_QS 32
 #define Q3_K_SC 96
 #define Q3_K_D 108
 /* Q4_K: d f16 | dmin f16 | scales[12] | qs[128] */
-#define Q4_K_BYTES 144
 #define Q4_K_SC 4
 #define Q4_K_QS 16
 /* Q5_K: d f16 | dmin f16 | scales[12] | qh[32] | qs[128] */
-#define Q5_K_BYTES 176
 #define Q5_K_SC 4
 #define Q5_K_QH 16
 #define Q5_K_QS 48
 /* Q6_K: ql[128] | qh[64] | scales[16] int8 | d f16 */
-#define Q6_K_BYTES 210
 #define Q6_K_QH 128
 #define Q6_K_SC 192
 #define Q6_K_D 208
 /* Q8_K: d f32 | qs[256] int8 | bsums[16] int16 (sum of each 16 qs) */
-#define Q8_K_BYTES 292
 #define Q8_K_QS 4
 #define Q8_K_BSUMS 260
 
@@ -84,8 +67,7 @@ static inline void slm_k3_scales(const uint8_t *s, int8_t out[16]) {
     }
 }
 
-/* ---- Kernel table ---- */
-#define SLM_TYPE_SLOTS 32
+/* ---- Kernel table (SLM_TYPE_SLOTS entries: base/tensor_type.h) ---- */
 /* Below this many tokens slm_gemm_tile uses the `few` kernels (or one-row
  * products per token), from it on the `gemm` ones. */
 #define SLM_FEW_TOK 8

@@ -72,6 +72,7 @@ struct slm_sampler {
     slm_token *seen;
     int n_seen;
     cand *cand;      /* n_vocab (or top_k) candidates */
+    slm_grammar *grammar; /* borrowed; NULL: unconstrained */
     double *bsum;    /* per block of BLOCK tokens: sum of the weights (top-k off) */
     double hist[4][HIST_BUCKETS]; /* 4 interleaved copies: no store-to-load chain */
     float wblk[BLOCK];
@@ -403,11 +404,32 @@ static inline void hist_add(double *hist, float l, float m, float inv_t, float w
     hist[h] += w;
 }
 
+/* The chain after the penalties: greedy, or top-k / temperature / top-p /
+ * min-p and the draw. Reads the logits only. */
+static slm_token draw(slm_sampler *s, const float *logits);
+
+void slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g) {
+    if (s) s->grammar = g;
+}
+
+/* With a grammar: the token is drawn as usual and kept when the grammar
+ * allows it (the common case, one token check); otherwise the refused tokens
+ * are masked and the chain runs again over the allowed ones (as llama.cpp's
+ * sampler does). With no truncation (top-k, top-p, min-p off) the result is
+ * exactly a draw from the softmax restricted to the allowed tokens. */
 slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     if (!s || !logits) return -1; /* a caller bug: no token */
-    const int nv = s->n_vocab;
     if (penalty_on(s)) apply_penalty(s, logits);
     if (s->count) apply_counts(s, logits);
+    slm_token t = draw(s, logits);
+    if (!s->grammar || slm_grammar_allows(s->grammar, t)) return t;
+    if (slm_grammar_apply(s->grammar, logits) == 0) return -1;
+    t = draw(s, logits);
+    return slm_grammar_allows(s->grammar, t) ? t : -1;
+}
+
+static slm_token draw(slm_sampler *s, const float *logits) {
+    const int nv = s->n_vocab;
     if (!(s->p.temperature > 0.0f)) return argmax(logits, nv);
     const float inv_t = 1.0f / s->p.temperature;
     if (!isfinite(inv_t)) return argmax(logits, nv); /* T so small 1/T overflows */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "template/jinja_int.h"
 
 typedef struct { jarena *a; const char *s; size_t n, i; } jp;
@@ -60,12 +61,7 @@ static jv str(jp *p) {
             }
             if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;   /* a lone surrogate */
             char u[4];
-            int l;
-            if (cp < 0x80) { u[0] = (char)cp; l = 1; }
-            else if (cp < 0x800) { u[0] = (char)(0xc0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3f)); l = 2; }
-            else if (cp < 0x10000) { u[0] = (char)(0xe0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[2] = (char)(0x80 | (cp & 0x3f)); l = 3; }
-            else { u[0] = (char)(0xf0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3f)); u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[3] = (char)(0x80 | (cp & 0x3f)); l = 4; }
-            jb_add(&b, u, (size_t)l);
+            jb_add(&b, u, (size_t)utf8_encode(cp, u));   /* no surrogate is left: 1..4 bytes */
             break;
         }
         default: bad(p, "bad escape");

@@ -20,6 +20,7 @@
 
 #include "base/status.h"
 #include "base/utf8.h"
+#include "tokenizer/merge_heap.h"
 #include "tokenizer/tokenizer.h"
 
 /* ---- GPT-2's byte <-> character map -------------------------------------- */
@@ -48,7 +49,6 @@ static inline int cp_to_byte(uint32_t cp) {
 
 #include "tokenizer/pretok.h"
 
-#define MAX_TEXT ((size_t)1 << 29)
 
 struct tok_bpe {
     tok_pretok *pre;
@@ -109,7 +109,8 @@ static slm_status load_merges(const gguf_file *f, slm_tokenizer *t, tok_bpe *b) 
     if (!mk) return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is missing (needed by \"gpt2\" vocabularies)");
     if (mk->type != GGUF_T_ARRAY || mk->arr_type != GGUF_T_STRING || (!mk->strs && mk->arr_n))
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is not an array of strings");
-    if (mk->arr_n >= (1u << 30))
+    /* below 2^24: the merge heap keys ranks as floats (tokenizer/merge_heap.h) */
+    if (mk->arr_n >= (1u << 24))
         return slm_fail(SLM_ERR_FORMAT, "tokenizer: %llu merges is too many", (unsigned long long)mk->arr_n);
     size_t cap = 1024;
     while (cap < (size_t)mk->arr_n * 2) cap *= 2;
@@ -188,16 +189,11 @@ typedef struct {
 } bsym;
 
 typedef struct {
-    int32_t rank, left, lid, rid;
-} bcand;
-
-typedef struct {
     const slm_tokenizer *t;
     const tok_bpe *b;
     bsym *syms;
     size_t syms_cap;
-    bcand *heap;
-    size_t heap_n, heap_cap;
+    tok_heap heap;        /* candidate pairs: key rank, a/b = left/right ids */
     char *word;           /* a word in the byte alphabet (ignore_merges) */
     size_t word_cap;
     int32_t *out;
@@ -212,45 +208,12 @@ static slm_status emit(benc *e, int32_t id) {
     return SLM_OK;
 }
 
-static inline bool cand_before(const bcand *a, const bcand *c) {
-    return a->rank < c->rank || (a->rank == c->rank && a->left < c->left);
-}
-
-static bool heap_push(benc *e, bcand c) {
-    if (e->heap_n == e->heap_cap && !tok_grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
-        return false;
-    size_t i = e->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &e->heap[p])) break;
-        e->heap[i] = e->heap[p];
-        i = p;
-    }
-    e->heap[i] = c;
-    return true;
-}
-
-static bcand heap_pop(benc *e) {
-    bcand top = e->heap[0], last = e->heap[--e->heap_n];
-    size_t n = e->heap_n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && cand_before(&e->heap[c + 1], &e->heap[c])) c++;
-        if (!cand_before(&e->heap[c], &last)) break;
-        e->heap[i] = e->heap[c];
-        i = c;
-    }
-    if (n) e->heap[i] = last;
-    return top;
-}
-
 static bool try_pair(benc *e, int32_t l, int32_t r) {
     if (l < 0 || r < 0 || e->syms[l].id < 0 || e->syms[r].id < 0) return true;
     int32_t res;
     int32_t rank = merge_rank(e->b, e->syms[l].id, e->syms[r].id, &res);
     if (rank < 0) return true;
-    return heap_push(e, (bcand){ .rank = rank, .left = l, .lid = e->syms[l].id, .rid = e->syms[r].id });
+    return tok_heap_push(&e->heap, (tok_cand){ .key = (float)rank, .left = l, .a = e->syms[l].id, .b = e->syms[r].id });
 }
 
 /* One word of the pre-tokenizer: BPE over its bytes. */
@@ -276,17 +239,17 @@ static slm_status encode_word(void *ctx, const char *s, size_t n) {
          * llama.cpp and HF tokenizers without an unknown token. */
         e->syms[i] = (bsym){ .id = b->byte_id[c], .prev = (int32_t)i - 1, .next = i + 1 < n ? (int32_t)i + 1 : -1, .alive = true };
     }
-    e->heap_n = 0;
+    e->heap.n = 0;
     for (size_t i = 1; i < n; i++)
         if (!try_pair(e, (int32_t)i - 1, (int32_t)i)) return nomem();
-    while (e->heap_n) {
-        bcand c = heap_pop(e);
+    while (e->heap.n) {
+        tok_cand c = tok_heap_pop(&e->heap);   /* c.a, c.b: the left and right ids */
         bsym *l = &e->syms[c.left];
-        if (!l->alive || l->next < 0 || l->id != c.lid) continue;
+        if (!l->alive || l->next < 0 || l->id != c.a) continue;
         bsym *r = &e->syms[l->next];
-        if (r->id != c.rid) continue;  /* a stale candidate: a side was merged since */
+        if (r->id != c.b) continue;  /* a stale candidate: a side was merged since */
         int32_t res;
-        (void)merge_rank(b, c.lid, c.rid, &res);
+        (void)merge_rank(b, c.a, c.b, &res);
         l->id = res;
         r->alive = false;
         l->next = r->next;
@@ -301,45 +264,29 @@ static slm_status encode_word(void *ctx, const char *s, size_t n) {
     return SLM_OK;
 }
 
+/* tok_walk_literals' callbacks: the text between literal tokens goes
+ * through the pre-tokenizer, each of its words through encode_word. */
+static slm_status split_frag(void *ctx, const char *s, size_t n) {
+    benc *e = ctx;
+    return pretok_split(e->b->pre, s, n, encode_word, e);
+}
+static slm_status emit_literal(void *ctx, int32_t id) { return emit(ctx, id); }
+
 slm_status bpe_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                       int32_t **out, size_t *n_out) {
     *out = NULL;
     *n_out = 0;
-    if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
-    if (len > MAX_TEXT)
-        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %zu)", len, MAX_TEXT);
-    size_t bad;
-    if (!utf8_validate(text, len, &bad))
-        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: invalid UTF-8 at byte offset %zu (0x%02X)", bad,
-                        (unsigned)(unsigned char)text[bad]);
+    slm_status st = tok_check_text(text, len);
+    if (st) return st;
 
     benc e = { .t = t, .b = t->bpe };
-    slm_status st = SLM_OK;
     if (!tok_grow((void **)&e.out, &e.out_cap, len / 3 + 16, sizeof *e.out)) st = nomem();
     if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);  /* as in spm.c */
 
-    const unsigned char *s = (const unsigned char *)text;
-    size_t frag = 0, i = 0;
-    while (!st && i < len) {
-        if (!(t->trie_first[s[i] >> 3] & (1u << (s[i] & 7)))) {
-            i++;
-            continue;
-        }
-        size_t mlen = 0;
-        int32_t id = tok_match_literal(t, s + i, len - i, parse_special, &mlen);
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        if (i > frag) st = pretok_split(t->bpe->pre, text + frag, i - frag, encode_word, &e);
-        if (!st) st = emit(&e, id);
-        i += mlen;
-        frag = i;
-    }
-    if (!st && len > frag) st = pretok_split(t->bpe->pre, text + frag, len - frag, encode_word, &e);
+    if (!st) st = tok_walk_literals(t, text, len, parse_special, split_frag, emit_literal, &e);
 
     free(e.syms);
-    free(e.heap);
+    free(e.heap.v);
     free(e.word);
     if (st) {
         free(e.out);

@@ -13,9 +13,9 @@
 
 #include "base/status.h"
 #include "base/utf8.h"
+#include "tokenizer/merge_heap.h"
 #include "tokenizer/tokenizer.h"
 
-#define MAX_TEXT ((size_t)1 << 29)  /* keeps every escaped offset in an int32 */
 
 typedef struct {
     int32_t start, len;   /* bytes in the escaped fragment; len 0: merged away */
@@ -23,11 +23,6 @@ typedef struct {
     int32_t id;           /* the piece this symbol is, -1 for a lone character */
     int32_t node;         /* merge tree, only when the vocabulary has unused pieces */
 } sym;
-
-typedef struct {
-    float score;
-    int32_t left, size, id;
-} bigram;
 
 typedef struct {
     int32_t left, right;  /* child nodes, -1 for a character */
@@ -40,8 +35,7 @@ typedef struct {
     size_t esc_cap;
     sym *syms;
     size_t syms_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
+    tok_heap heap;        /* candidate pairs: key -score, a = merged size, b = piece */
     mnode *nodes;
     size_t nodes_n, nodes_cap;
     bool use_nodes;
@@ -58,42 +52,6 @@ static slm_status emit(enc *e, int32_t id) {
     return SLM_OK;
 }
 
-/* ---- heap ---------------------------------------------------------------- */
-
-static inline bool before(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(enc *e, bigram b) {
-    if (e->heap_n == e->heap_cap && !tok_grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof *e->heap))
-        return false;
-    size_t i = e->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &e->heap[p])) break;
-        e->heap[i] = e->heap[p];
-        i = p;
-    }
-    e->heap[i] = b;
-    return true;
-}
-
-static bigram heap_pop(enc *e) {
-    bigram top = e->heap[0];
-    bigram last = e->heap[--e->heap_n];
-    size_t n = e->heap_n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && before(&e->heap[c + 1], &e->heap[c])) c++;
-        if (!before(&e->heap[c], &last)) break;
-        e->heap[i] = e->heap[c];
-        i = c;
-    }
-    if (n) e->heap[i] = last;
-    return top;
-}
-
 /* ---- merging ------------------------------------------------------------- */
 
 static bool mergeable(int ty) {
@@ -107,7 +65,7 @@ static bool try_pair(enc *e, int32_t l, int32_t r) {
     if (n > t->max_piece_len) return true;
     int32_t id = tok_find(t, e->esc + e->syms[l].start, n);
     if (id < 0 || !mergeable(t->type[id])) return true;
-    return heap_push(e, (bigram){ .score = t->score[id], .left = l, .size = (int32_t)n, .id = id });
+    return tok_heap_push(&e->heap, (tok_cand){ .key = -t->score[id], .left = l, .a = (int32_t)n, .b = id });
 }
 
 static slm_status emit_bytes(enc *e, int32_t start, int32_t len) {
@@ -162,25 +120,25 @@ static slm_status encode_fragment(enc *e, size_t off, size_t n) {
         e->nodes_n = m;
     }
 
-    e->heap_n = 0;
+    e->heap.n = 0;
     for (size_t i = 1; i < m; i++)
         if (!try_pair(e, (int32_t)i - 1, (int32_t)i)) return nomem();
 
-    while (e->heap_n) {
-        bigram b = heap_pop(e);
+    while (e->heap.n) {
+        tok_cand b = tok_heap_pop(&e->heap);   /* b.a: merged size, b.b: piece */
         sym *l = &e->syms[b.left];
         if (l->len == 0 || l->next < 0) continue;
         sym *r = &e->syms[l->next];
         /* lengths only grow, so an unchanged total means neither side moved */
-        if (r->len == 0 || l->len + r->len != b.size) continue;
+        if (r->len == 0 || l->len + r->len != b.a) continue;
         l->len += r->len;
-        l->id = b.id;
+        l->id = b.b;
         r->len = 0;
         l->next = r->next;
         if (r->next >= 0) e->syms[r->next].prev = b.left;
         if (e->use_nodes) {
             mnode *nd = &e->nodes[e->nodes_n];
-            *nd = (mnode){ .left = l->node, .right = r->node, .start = l->start, .len = l->len, .id = b.id };
+            *nd = (mnode){ .left = l->node, .right = r->node, .start = l->start, .len = l->len, .id = b.b };
             l->node = (int32_t)e->nodes_n++;
         }
         if (!try_pair(e, l->prev, b.left) || !try_pair(e, b.left, l->next)) return nomem();
@@ -231,76 +189,35 @@ static slm_status encode_raw(enc *e, const char *s, size_t n, bool prefix) {
     return encode_fragment(e, part, w - part);
 }
 
-/* ---- literal tokens ------------------------------------------------------ */
-
-/* Longest literally matched token at s[0..n) that the flags allow, or -1. */
-int32_t tok_match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
-                          size_t *len) {
-    int32_t best = -1, node = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t c = t->trie[node].first_child;
-        while (c >= 0 && t->trie[c].byte != s[i]) c = t->trie[c].next_sibling;
-        if (c < 0) break;
-        node = c;
-        int32_t id = t->trie[c].id;
-        if (id >= 0 && (parse_special || t->type[id] == TOK_USER_DEFINED)) {
-            best = id;
-            *len = i + 1;
-        }
-    }
-    return best;
+/* tok_walk_literals' callbacks. Every fragment follows the start or a
+ * literal token, so with add_space_prefix each one gets the space (as in
+ * llama.cpp). */
+static slm_status encode_frag(void *ctx, const char *s, size_t n) {
+    enc *e = ctx;
+    return encode_raw(e, s, n, e->t->add_space_prefix);
 }
+static slm_status emit_literal(void *ctx, int32_t id) { return emit(ctx, id); }
 
 slm_status tok_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                       int32_t **out, size_t *n_out) {
     if (t->bpe) return bpe_encode(t, text, len, add_bos, parse_special, out, n_out);
     *out = NULL;
     *n_out = 0;
-    if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
-    if (len > MAX_TEXT)
-        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %zu)", len, MAX_TEXT);
-    size_t bad;
-    if (!utf8_validate(text, len, &bad))
-        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: invalid UTF-8 at byte offset %zu (0x%02X)", bad,
-                        (unsigned)(unsigned char)text[bad]);
+    slm_status st = tok_check_text(text, len);
+    if (st) return st;
 
     enc e = { .t = t };
     e.use_nodes = t->has_unused;
-    slm_status st = SLM_OK;
     if (!tok_grow((void **)&e.out, &e.out_cap, len / 4 + 16, sizeof *e.out)) st = nomem();
     /* BOS only where the vocabulary asks for it (tokenizer.ggml.add_bos_token),
      * as llama.cpp's add_special does */
     if (!st && add_bos && t->add_bos && t->bos >= 0) st = emit(&e, t->bos);
 
-    const unsigned char *s = (const unsigned char *)text;
-    size_t frag = 0, i = 0;
-    /* Every fragment follows the start or a literal token, so with
-     * add_space_prefix each one gets the space (as in llama.cpp). */
-    bool prefix = t->add_space_prefix;
-    while (!st && i < len) {
-        if (!(t->trie_first[s[i] >> 3] & (1u << (s[i] & 7)))) {
-            i++;
-            continue;
-        }
-        size_t mlen = 0;
-        int32_t id = tok_match_literal(t, s + i, len - i, parse_special, &mlen);
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        if (i > frag) {
-            st = encode_raw(&e, text + frag, i - frag, prefix);
-            if (st) break;
-        }
-        st = emit(&e, id);
-        i += mlen;
-        frag = i;
-    }
-    if (!st && len > frag) st = encode_raw(&e, text + frag, len - frag, prefix);
+    if (!st) st = tok_walk_literals(t, text, len, parse_special, encode_frag, emit_literal, &e);
 
     free(e.esc);
     free(e.syms);
-    free(e.heap);
+    free(e.heap.v);
     free(e.nodes);
     if (st) {
         free(e.out);

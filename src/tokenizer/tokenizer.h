@@ -126,6 +126,18 @@ int32_t tok_find(const slm_tokenizer *t, const char *s, size_t n);
 int32_t tok_match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
                           size_t *len);
 
+/* Longest text either encoder takes (keeps every offset in an int32). */
+#define TOK_MAX_TEXT ((size_t)1 << 29)
+/* The checks both encoders make on their input: not NULL (unless empty), at
+ * most TOK_MAX_TEXT bytes, well-formed UTF-8. */
+slm_status tok_check_text(const char *text, size_t len);
+/* Both encoders' outer loop: cuts the literal tokens (tok_match_literal) out
+ * of text, calling frag(ctx, s, n) for each run of text before, between and
+ * after them and lit(ctx, id) for each, in order; stops at the first error. */
+slm_status tok_walk_literals(const slm_tokenizer *t, const char *text, size_t len, bool parse_special,
+                             slm_status (*frag)(void *ctx, const char *s, size_t n),
+                             slm_status (*lit)(void *ctx, int32_t id), void *ctx);
+
 /* bpe.c: reads tokenizer.ggml.pre and tokenizer.ggml.merges into t->bpe
  * (after the common vocabulary is loaded; adjusts add_bos' default). */
 slm_status bpe_load(const gguf_file *f, slm_tokenizer *t);

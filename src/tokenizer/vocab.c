@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "base/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 #define SPACE_MARK "\xE2\x96\x81" /* U+2581, what a space is in the pieces */
@@ -416,4 +417,61 @@ bool tok_grow(void **p, size_t *cap, size_t need, size_t elem) {
     *p = q;
     *cap = c;
     return true;
+}
+
+/* ---- literal tokens: the trie, for both encoders --------------------------- */
+
+/* Longest literally matched token at s[0..n) that the flags allow, or -1. */
+int32_t tok_match_literal(const slm_tokenizer *t, const unsigned char *s, size_t n, bool parse_special,
+                          size_t *len) {
+    int32_t best = -1, node = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t c = t->trie[node].first_child;
+        while (c >= 0 && t->trie[c].byte != s[i]) c = t->trie[c].next_sibling;
+        if (c < 0) break;
+        node = c;
+        int32_t id = t->trie[c].id;
+        if (id >= 0 && (parse_special || t->type[id] == TOK_USER_DEFINED)) {
+            best = id;
+            *len = i + 1;
+        }
+    }
+    return best;
+}
+
+slm_status tok_check_text(const char *text, size_t len) {
+    if (!text && len) return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text is NULL");
+    if (len > TOK_MAX_TEXT)
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long (max %zu)", len, TOK_MAX_TEXT);
+    size_t bad;
+    if (!utf8_validate(text, len, &bad))
+        return slm_fail(SLM_ERR_INVALID_ARG, "tokenize: invalid UTF-8 at byte offset %zu (0x%02X)", bad,
+                        (unsigned)(unsigned char)text[bad]);
+    return SLM_OK;
+}
+
+slm_status tok_walk_literals(const slm_tokenizer *t, const char *text, size_t len, bool parse_special,
+                             slm_status (*frag)(void *ctx, const char *s, size_t n),
+                             slm_status (*lit)(void *ctx, int32_t id), void *ctx) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t start = 0, i = 0;
+    slm_status st = SLM_OK;
+    while (!st && i < len) {
+        if (!(t->trie_first[s[i] >> 3] & (1u << (s[i] & 7)))) {   /* no literal starts with this byte */
+            i++;
+            continue;
+        }
+        size_t mlen = 0;
+        int32_t id = tok_match_literal(t, s + i, len - i, parse_special, &mlen);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (i > start) st = frag(ctx, text + start, i - start);
+        if (!st) st = lit(ctx, id);
+        i += mlen;
+        start = i;
+    }
+    if (!st && len > start) st = frag(ctx, text + start, len - start);
+    return st;
 }

@@ -27,6 +27,7 @@
 
 #include "base/utf8.h"
 #include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
 #include "slm.h"
 #include "tokenizer/tokenizer.h"
 
@@ -43,21 +44,17 @@
 
 /* ---- GGUF in memory ----------------------------------------------------- */
 
-typedef struct { unsigned char *p; size_t n, cap; uint64_t n_kv; } gbuf;
-
-static void gb_raw(gbuf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        while (b->n + n > b->cap) b->cap = b->cap ? b->cap * 2 : 4096;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort();
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
+/* gguf_writer built, gguf_writer_to_memory written, gguf_parse read back;
+ * *mem holds the bytes the returned file points into. */
+static gguf_file *parse_built(gguf_writer *w, slm_status st, unsigned char **mem) {
+    size_t n = 0;
+    if (!st) st = gguf_writer_to_memory(w, mem, &n);
+    gguf_writer_free(w);
+    gguf_file *gf = NULL;
+    if (!st) st = gguf_parse(*mem, n, &gf);
+    if (st) FAIL("synthetic GGUF: %s", slm_last_error());
+    return gf;
 }
-static void gb_u32(gbuf *b, uint32_t v) { gb_raw(b, &v, 4); }
-static void gb_u64(gbuf *b, uint64_t v) { gb_raw(b, &v, 8); }
-static void gb_str(gbuf *b, const char *s) { gb_u64(b, strlen(s)); gb_raw(b, s, strlen(s)); }
-static void gb_key(gbuf *b, const char *k, uint32_t type) { gb_str(b, k); gb_u32(b, type); b->n_kv++; }
 
 /* GPT-2's byte alphabet, written independently of bpe.c: printable bytes as
  * themselves, the others from U+0100 in byte order. */
@@ -92,7 +89,8 @@ static const char *const syn_noresult = "z z";    /* "zz" is not a piece */
 static gguf_file *make_gguf(const char *pre, unsigned char **mem) {
     static char chars[256][3];
     const char *tok[400];
-    int type[400], n = 0;
+    int32_t type[400];
+    int n = 0;
     for (int b = 0; b < 256; b++) {
         byte_char(b, chars[b]);
         tok[n] = chars[b];
@@ -117,45 +115,20 @@ static gguf_file *make_gguf(const char *pre, unsigned char **mem) {
         type[n++] = special_type[i];
     }
 
-    gbuf b = { 0 };
-    gb_key(&b, "tokenizer.ggml.model", GGUF_T_STRING);
-    gb_str(&b, "gpt2");
-    if (pre) {
-        gb_key(&b, "tokenizer.ggml.pre", GGUF_T_STRING);
-        gb_str(&b, pre);
-    }
-    gb_key(&b, "tokenizer.ggml.tokens", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_STRING);
-    gb_u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) gb_str(&b, tok[i]);
-    gb_key(&b, "tokenizer.ggml.token_type", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_I32);
-    gb_u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) gb_u32(&b, (uint32_t)type[i]);
-    gb_key(&b, "tokenizer.ggml.merges", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_STRING);
-    gb_u64(&b, (uint64_t)nm + 2);
-    gb_str(&b, syn_missing);
-    for (int i = 0; i < nm; i++) gb_str(&b, syn_merges[i]);
-    gb_str(&b, syn_noresult);
-    gb_key(&b, "tokenizer.ggml.bos_token_id", GGUF_T_U32);
-    gb_u32(&b, (uint32_t)n - 3);
-    gb_key(&b, "tokenizer.ggml.eos_token_id", GGUF_T_U32);
-    gb_u32(&b, (uint32_t)n - 5);
-
-    gbuf f = { 0 };
-    gb_raw(&f, "GGUF", 4);
-    gb_u32(&f, 3);
-    gb_u64(&f, 0);
-    gb_u64(&f, b.n_kv);
-    gb_raw(&f, b.p, b.n);
-    static const unsigned char zero[32] = { 0 };
-    gb_raw(&f, zero, (32 - f.n % 32) % 32);
-    free(b.p);
-    gguf_file *gf = NULL;
-    if (gguf_parse(f.p, f.n, &gf) != SLM_OK) FAIL("synthetic GGUF: %s", slm_last_error());
-    *mem = f.p;
-    return gf;
+    const char *merges[66];
+    merges[0] = syn_missing;
+    for (int i = 0; i < nm; i++) merges[1 + i] = syn_merges[i];
+    merges[1 + nm] = syn_noresult;
+    gguf_writer *w = NULL;
+    slm_status st = gguf_writer_new(&w);
+    if (!st) st = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (!st && pre) st = gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    if (!st) st = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tok, (size_t)n);
+    if (!st) st = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", type, (size_t)n);
+    if (!st) st = gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (size_t)nm + 2);
+    if (!st) st = gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)n - 3);
+    if (!st) st = gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 5);
+    return parse_built(w, st, mem);
 }
 
 /* ---- the vocabularies, with the naive encoder's own indexes -------------- */

@@ -11,7 +11,7 @@
 
 #include "gguf/gguf.h"
 #include "gguf/gguf_write.h"
-#include "quant/imatrix.h"
+#include "imatrix/imatrix.h"
 
 #define REQUIRE(c) do { if (!(c)) __builtin_trap(); } while (0)
 

@@ -4,7 +4,9 @@
  * message and leaves the struct empty; success gives only values inside the
  * documented ranges (messages with known roles and content, 1..4 non-empty
  * stop sequences of at most 256 bytes, max_tokens within the limit, finite
- * sampling parameters in their ranges). */
+ * sampling parameters in their ranges), and every error message is valid
+ * UTF-8 without control bytes (messages quote client text through
+ * serve_quote, which is also fed the raw input). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,35 @@
 #include "serve_request.h"
 
 #define FAIL(...) do { fprintf(stderr, "fuzz_serve_request: " __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
+
+/* valid UTF-8 (shortest forms, no surrogates) without control bytes */
+static int clean_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || (len == 1 && (c < 0x20 || c == 0x7F))) return 0;
+        unsigned cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (unsigned k = 1; k < len; k++) {
+            if ((p[k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (p[k] & 0x3Fu);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        p += len;
+    }
+    return 1;
+}
+
+static void check_quote(const uint8_t *data, size_t size) {
+    char *s = malloc(size + 1), q[64];
+    if (!s) return;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    size_t n = serve_quote(q, sizeof q, s, 40);
+    if (n != strlen(q) || n > 43 || !clean_utf8(q)) FAIL("serve_quote gave %zu bytes of unclean text", n);
+    free(s);
+}
 
 static void check(const uint8_t *data, size_t size, serve_kind kind) {
     serve_request r;
@@ -25,6 +56,7 @@ static void check(const uint8_t *data, size_t size, serve_kind kind) {
         if (rc != -1 || !err[0]) FAIL("failure without a message");
         if (r.messages || r.prompt || r.n_stop || r.n_messages) FAIL("failure left fields behind");
         if (param == (const char *)1) FAIL("param not set");
+        if (strstr(err, "unsupported role") && !clean_utf8(err)) FAIL("a message quoting client text is not clean UTF-8");
         return;
     }
     if (kind == SERVE_CHAT) {
@@ -53,5 +85,6 @@ static void check(const uint8_t *data, size_t size, serve_kind kind) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(data, size, SERVE_CHAT);
     check(data, size, SERVE_COMPLETION);
+    check_quote(data, size);
     return 0;
 }

@@ -30,6 +30,7 @@
 
 #include "base/utf8.h"
 #include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
 #include "slm.h"
 #include "tokenizer/tokenizer.h"
 
@@ -45,21 +46,20 @@
 
 /* ---- GGUF in memory ----------------------------------------------------- */
 
-typedef struct { unsigned char *p; size_t n, cap; uint64_t n_kv; } gbuf;
-
-static void gb_raw(gbuf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        while (b->n + n > b->cap) b->cap = b->cap ? b->cap * 2 : 4096;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) abort();
+/* gguf_writer built, gguf_writer_to_memory written, gguf_parse read back;
+ * *mem holds the bytes the returned file points into. */
+static gguf_file *parse_built(gguf_writer *w, slm_status st, unsigned char **mem) {
+    size_t n = 0;
+    if (!st) st = gguf_writer_to_memory(w, mem, &n);
+    gguf_writer_free(w);
+    gguf_file *gf = NULL;
+    if (!st) st = gguf_parse(*mem, n, &gf);
+    if (st) {
+        fprintf(stderr, "fuzz_tokenizer: synthetic GGUF: %s\n", slm_last_error());
+        abort();
     }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
+    return gf;
 }
-static void gb_u32(gbuf *b, uint32_t v) { gb_raw(b, &v, 4); }
-static void gb_u64(gbuf *b, uint64_t v) { gb_raw(b, &v, 8); }
-static void gb_str(gbuf *b, const char *s) { gb_u64(b, strlen(s)); gb_raw(b, s, strlen(s)); }
-static void gb_key(gbuf *b, const char *k, uint32_t type) { gb_str(b, k); gb_u32(b, type); b->n_kv++; }
 
 typedef struct { const char *text; float score; int type; } tv;
 
@@ -84,47 +84,21 @@ static gguf_file *make_gguf(bool byte_tokens, bool space_prefix, unsigned char *
             snprintf(bytes[i], sizeof bytes[i], "<0x%02X>", i);
             v[n++] = (tv){ bytes[i], 0, 6 };
         }
-    gbuf b = { 0 };
-    gb_key(&b, "tokenizer.ggml.model", GGUF_T_STRING);
-    gb_str(&b, "llama");
-    gb_key(&b, "tokenizer.ggml.tokens", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_STRING);
-    gb_u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) gb_str(&b, v[i].text);
-    gb_key(&b, "tokenizer.ggml.scores", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_F32);
-    gb_u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) gb_raw(&b, &v[i].score, 4);
-    gb_key(&b, "tokenizer.ggml.token_type", GGUF_T_ARRAY);
-    gb_u32(&b, GGUF_T_I32);
-    gb_u64(&b, (uint64_t)n);
-    for (int i = 0; i < n; i++) gb_u32(&b, (uint32_t)v[i].type);
-    gb_key(&b, "tokenizer.ggml.bos_token_id", GGUF_T_U32);
-    gb_u32(&b, 2);
-    gb_key(&b, "tokenizer.ggml.eos_token_id", GGUF_T_U32);
-    gb_u32(&b, 1);
-    unsigned char yes = 1, pre = space_prefix;
-    gb_key(&b, "tokenizer.ggml.add_bos_token", GGUF_T_BOOL);
-    gb_raw(&b, &yes, 1);
-    gb_key(&b, "tokenizer.ggml.add_space_prefix", GGUF_T_BOOL);
-    gb_raw(&b, &pre, 1);
-
-    gbuf f = { 0 };
-    gb_raw(&f, "GGUF", 4);
-    gb_u32(&f, 3);
-    gb_u64(&f, 0);
-    gb_u64(&f, b.n_kv);
-    gb_raw(&f, b.p, b.n);
-    static const unsigned char zero[32] = { 0 };
-    gb_raw(&f, zero, (32 - f.n % 32) % 32);
-    free(b.p);
-    gguf_file *gf = NULL;
-    if (gguf_parse(f.p, f.n, &gf) != SLM_OK) {
-        fprintf(stderr, "fuzz_tokenizer: synthetic GGUF: %s\n", slm_last_error());
-        abort();
-    }
-    *mem = f.p;
-    return gf;
+    const char *texts[400];
+    float scores[400];
+    int32_t types[400];
+    for (int i = 0; i < n; i++) texts[i] = v[i].text, scores[i] = v[i].score, types[i] = v[i].type;
+    gguf_writer *w = NULL;
+    slm_status st = gguf_writer_new(&w);
+    if (!st) st = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", texts, (size_t)n);
+    if (!st) st = gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, (size_t)n);
+    if (!st) st = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
+    if (!st) st = gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+    if (!st) st = gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 1);
+    if (!st) st = gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (!st) st = gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix);
+    return parse_built(w, st, mem);
 }
 
 /* ---- the tokenizers ----------------------------------------------------- */

@@ -33,6 +33,8 @@ typedef struct bench_opts {
     int_list p, n, t;
     int reps;
     bool json, warmup, progress;
+    int spec;          /* speculative kind of the extra "tgN spec" rows; SLM_SPEC_OFF: none */
+    bool spec_set;     /* --speculative given (JSON output has the rows only then) */
 } bench_opts;
 
 static void bench_help(FILE *out) {
@@ -48,7 +50,10 @@ static void bench_help(FILE *out) {
           "  -r, --repetitions N     timed runs per test (default 5)\n"
           "  -o, --output md|json    a markdown table (default) or a JSON array on stdout\n"
           "      --no-warmup         skip the warm-up run\n"
-          "      --progress          print each test as it starts (stderr)\n\n"
+          "      --progress          print each test as it starts (stderr)\n"
+          "      --speculative K     after each tgN, \"tgN spec\": the same greedy generation with\n"
+          "                          speculative decoding K (auto, ngram, head, ngram+head; off:\n"
+          "                          none). Default: auto in the table, off in JSON unless given\n\n"
           "The markdown output ends with the peak RSS and the time from opening the model\n"
           "to the first token of a short prompt. JSON objects carry model_filename,\n"
           "n_threads, n_prompt, n_gen, avg_ts, stddev_ts, samples_ts (as llama-bench -o json).\n"
@@ -86,6 +91,15 @@ static int bench_parse(bench_opts *o, int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_help(stdout); return 1; }
         if (!strcmp(a, "--no-warmup")) { o->warmup = false; continue; }
         if (!strcmp(a, "--progress")) { o->progress = true; continue; }
+        if (!strcmp(a, "--speculative")) {
+            if (i + 1 >= argc || slm_spec_kind_parse(argv[i + 1]) < 0) {
+                fprintf(stderr, "slm bench: --speculative expects auto, off, ngram, head or ngram+head\n");
+                return 2;
+            }
+            o->spec = slm_spec_kind_parse(argv[++i]);
+            o->spec_set = true;
+            continue;
+        }
         bool m = !strcmp(a, "-m") || !strcmp(a, "--model");
         bool p = !strcmp(a, "-p") || !strcmp(a, "--n-prompt");
         bool n = !strcmp(a, "-n") || !strcmp(a, "--n-gen");
@@ -113,6 +127,7 @@ static int bench_parse(bench_opts *o, int argc, char **argv) {
             else { fprintf(stderr, "slm bench: %s expects md or json, got '%s'\n", a, v); return 2; }
         }
     }
+    if (!o->spec_set) o->spec = o->json ? SLM_SPEC_OFF : slm_spec_kind_parse("auto");
     if (!o->p.n) o->p.v[o->p.n++] = 512;
     if (!o->n.n) o->n.v[o->n.n++] = 128;
     if (!o->t.n) {  /* all online CPUs, as a session with n_threads 0 would use */
@@ -232,6 +247,8 @@ typedef struct bench_result {
     double avg_ns, sd_ns, avg_ts, sd_ts;
     char time[32];       /* when the test started, UTC */
     uint64_t rss;
+    bool spec;           /* a "tgN spec" row */
+    long drafted, accepted, passes; /* its drafts, kept drafts and forward passes, over all runs */
 } bench_result;
 
 /* One timed run; returns nanoseconds or -1 (error printed). */
@@ -246,9 +263,8 @@ static double run_pp(slm_session *s, int n_vocab, int n_prompt, slm_token *buf) 
     return now_ns() - t0;
 }
 
-static double run_tg(slm_session *s, int n_vocab, int n_gen) {
+static double run_tg(slm_session *s, int n_vocab, int n_gen, slm_token tok) {
     slm_session_truncate(s, 0);
-    slm_token tok = (slm_token)(rng_next() % (uint64_t)n_vocab);
     double t0 = now_ns();
     for (int i = 0; i < n_gen; i++) {
         if (slm_session_eval(s, &tok, 1, false)) {
@@ -258,6 +274,32 @@ static double run_tg(slm_session *s, int n_vocab, int n_gen) {
         tok = slm_argmax(slm_session_logits(s), n_vocab);
     }
     return now_ns() - t0;
+}
+
+/* tgN with speculative decoding: the same N evaluations and greedy choices
+ * from the same first token, the drafts checked in batched passes. */
+static double run_tg_spec(slm_session *s, slm_spec *sp, slm_sampler *smp, int n_gen, slm_token tok, long *drafted,
+                          long *accepted, long *passes) {
+    slm_session_truncate(s, 0);
+    slm_sampler_reset(smp);
+    slm_token buf[64];
+    double t0 = now_ns();
+    if (slm_session_eval(s, &tok, 1, false) || slm_spec_begin(sp, &tok, 1)) goto fail;
+    for (int used = 0; used < n_gen;) {
+        int got = 0, max_out = n_gen - used < 64 ? n_gen - used : 64;
+        if (slm_spec_step(sp, smp, NULL, max_out, buf, &got)) goto fail;
+        used += got;
+    }
+    double t = now_ns() - t0;
+    slm_spec_stats st;
+    slm_spec_get_stats(sp, &st);
+    *drafted += st.drafted;
+    *accepted += st.accepted;
+    *passes += st.steps + 1;
+    return t;
+fail:
+    fprintf(stderr, "slm bench: tg%d spec: %s\n", n_gen, slm_last_error());
+    return -1;
 }
 
 static void summarize(bench_result *r) {
@@ -288,7 +330,7 @@ static void md_row(const bench_result *r, const char *label, const slm_model_inf
                    const char *backend) {
     char test[32], ts[48], size[32], params[32];
     if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
-    else snprintf(test, sizeof test, "tg%d", r->n_gen);
+    else snprintf(test, sizeof test, r->spec ? "tg%d spec" : "tg%d", r->n_gen);
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->avg_ts, r->sd_ts);
     snprintf(size, sizeof size, "%.2f MiB", tensor_bytes / 1048576.0);
     snprintf(params, sizeof params, "%.2f M", info->n_params / 1e6);
@@ -313,6 +355,10 @@ static void json_obj(FILE *f, const bench_result *r, const char *path, const cha
     fprintf(f, "    \"n_threads\": %d,\n    \"n_prompt\": %d,\n    \"n_gen\": %d,\n", r->n_threads, r->n_prompt,
             r->n_gen);
     fprintf(f, "    \"test_time\": \"%s\",\n", r->time);
+    if (r->spec)
+        fprintf(f, "    \"speculative\": \"%s\",\n    \"spec_drafted\": %ld,\n    \"spec_accepted\": %ld,\n"
+                   "    \"spec_passes\": %ld,\n", slm_spec_kind_name((slm_spec_kind)r->spec), r->drafted, r->accepted,
+                r->passes);
     fprintf(f, "    \"avg_ns\": %.0f,\n    \"stddev_ns\": %.0f,\n", r->avg_ns, r->sd_ns);
     fprintf(f, "    \"avg_ts\": %.6f,\n    \"stddev_ts\": %.6f,\n", r->avg_ts, r->sd_ts);
     fprintf(f, "    \"samples_ns\": [");
@@ -387,15 +433,16 @@ int cmd_bench(int argc, char **argv) {
     model_label(path, &info, label, sizeof label, &tensor_bytes);
     snprintf(backend, sizeof backend, "CPU (%s)", slm_cpu_backend_name());
 
-    int n_tests = o.t.n * (o.p.n + o.n.n);
+    int n_tests = o.t.n * (o.p.n + 2 * o.n.n);
     bench_result *res = calloc((size_t)n_tests, sizeof *res);
     double *ns = calloc((size_t)n_tests * (size_t)o.reps, sizeof *ns);
     int max_p = 0;
     for (int k = 0; k < o.p.n; k++) max_p = o.p.v[k] > max_p ? o.p.v[k] : max_p;
     slm_token *ptoks = malloc(sizeof *ptoks * (size_t)(max_p > 0 ? max_p : 1));
-    if (!res || !ns || !ptoks) {
+    slm_token *start = malloc(sizeof *start * ((size_t)o.reps + 1)); /* each tg run's first token */
+    if (!res || !ns || !ptoks || !start) {
         fprintf(stderr, "slm bench: out of memory\n");
-        free(res); free(ns); free(ptoks);
+        free(res); free(ns); free(ptoks); free(start);
         slm_model_close(model);
         return 1;
     }
@@ -418,29 +465,55 @@ int cmd_bench(int argc, char **argv) {
                     rc = 1;
                     break;
                 }
+                for (int variant = 0; variant < (kind && o.spec != SLM_SPEC_OFF ? 2 : 1) && !rc; variant++) {
                 bench_result *r = &res[nr++];
                 r->n_threads = o.t.v[ti];
                 r->n_prompt = kind ? 0 : len;
                 r->n_gen = kind ? len : 0;
+                r->spec = variant == 1;
                 r->ns = ns + (size_t)(nr - 1) * (size_t)o.reps;
                 time_t now = time(NULL);
                 struct tm tmv;
                 gmtime_r(&now, &tmv);
                 strftime(r->time, sizeof r->time, "%Y-%m-%dT%H:%M:%SZ", &tmv);
                 if (o.progress)
-                    fprintf(stderr, "slm bench: %s%d, %d threads, %s%d runs\n", kind ? "tg" : "pp", len,
-                            r->n_threads, o.warmup ? "warm-up + " : "", o.reps);
-                for (int rep = o.warmup ? -1 : 0; rep < o.reps; rep++) {
-                    double t = kind ? run_tg(s, info.n_vocab, len) : run_pp(s, info.n_vocab, len, ptoks);
-                    if (t < 0) { rc = 1; break; }
-                    if (rep >= 0) r->ns[r->n++] = t;
+                    fprintf(stderr, "slm bench: %s%d%s, %d threads, %s%d runs\n", kind ? "tg" : "pp", len,
+                            variant ? " spec" : "", r->n_threads, o.warmup ? "warm-up + " : "", o.reps);
+                slm_spec *spec = NULL;
+                slm_sampler *smp = NULL;
+                if (variant) {
+                    slm_spec_params spp = { .kind = (slm_spec_kind)o.spec };
+                    slm_sampler_params smpp;
+                    slm_sampler_default_params(&smpp);
+                    smpp.temperature = 0;
+                    if (slm_spec_new(model, s, &spp, &spec) || slm_sampler_new(&smpp, info.n_vocab, &smp)) {
+                        fprintf(stderr, "slm bench: %s\n", slm_last_error());
+                        rc = 1;
+                    }
                 }
-                slm_session_free(s);
+                for (int rep = o.warmup ? -1 : 0; rep < o.reps && !rc; rep++) {
+                    /* the spec row starts each run from the tg row's first token */
+                    if (kind && !variant) start[rep + 1] = (slm_token)(rng_next() % (uint64_t)info.n_vocab);
+                    long d = 0, a = 0, p = 0;
+                    double t = !kind   ? run_pp(s, info.n_vocab, len, ptoks)
+                               : variant ? run_tg_spec(s, spec, smp, len, start[rep + 1], &d, &a, &p)
+                                         : run_tg(s, info.n_vocab, len, start[rep + 1]);
+                    if (t < 0) { rc = 1; break; }
+                    if (rep >= 0) {
+                        r->ns[r->n++] = t;
+                        r->drafted += d;
+                        r->accepted += a;
+                        r->passes += p;
+                    }
+                }
+                slm_spec_free(spec);
+                slm_sampler_free(smp);
                 if (rc) break;
                 summarize(r);
                 r->rss = peak_rss_bytes();
                 if (o.json) { json_obj(stdout, r, path, label, &info, tensor_bytes, first_json); first_json = false; }
                 else md_row(r, label, &info, tensor_bytes, backend);
+                }
             }
         }
     }
@@ -451,9 +524,16 @@ int cmd_bench(int argc, char **argv) {
                slm_cpu_backend_name(), o.warmup ? 1 : 0, o.reps);
         printf("peak RSS: %.1f MiB; model open -> first token (%d-token prompt, %d threads): %.1f ms\n",
                peak_rss_bytes() / 1048576.0, ttft_n, t_max, ttft_ms);
+        for (int i = 0; i < nr; i++)
+            if (res[i].spec)
+                printf("tg%d spec (%s, %d threads): %ld of %ld drafted tokens kept (%.0f%%), %.2f tokens per forward "
+                       "pass\n", res[i].n_gen, slm_spec_kind_name((slm_spec_kind)o.spec), res[i].n_threads,
+                       res[i].accepted, res[i].drafted, res[i].drafted ? 100.0 * res[i].accepted / res[i].drafted : 0,
+                       res[i].passes ? (double)res[i].n_gen * res[i].n / res[i].passes : 0);
     }
     fflush(stdout);
     free(ptoks);
+    free(start);
     free(ns);
     free(res);
     slm_model_close(model);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat_tokens.h"
 #include "cli.h"
 
 static void chat_help(FILE *out) {
@@ -74,14 +75,12 @@ static int cached_push(cached *c, const slm_token *t, size_t n) {
 
 /* Renders and tokenizes the conversation with the assistant's turn opened. */
 static int render(cli_engine *e, const conversation *c, slm_token **toks, size_t *n) {
-    char *text = NULL;
-    if (slm_chat_format(e->model, c->msg, c->n, true, &text)) {
-        fprintf(stderr, "slm chat: %s\n", slm_last_error());
+    /* what the user types is text: only the template's markup becomes control tokens */
+    char why[160];
+    if (chat_tokenize(e->model, c->msg, c->n, true, toks, n, why, sizeof why)) {
+        fprintf(stderr, "slm chat: %s\n", why);
         return 1;
     }
-    slm_status st = slm_tokenize(e->model, text, strlen(text), false, true, toks, n);
-    free(text);
-    if (st) { fprintf(stderr, "slm chat: %s\n", slm_last_error()); return 1; }
     return 0;
 }
 
@@ -119,37 +118,46 @@ static int answer_turn(cli_engine *e, cached *kv, const slm_token *toks, size_t 
     double t1 = cli_now_ms();
     st->t_prompt_ms = t1 - t0;
     int n_ctx = slm_session_n_ctx(e->session);
+    if (e->grammar) slm_grammar_reset(e->grammar);   /* each answer is one document */
     slm_detok dt;
     slm_detok_init(&dt);
     char piece[256], text[512];
     size_t an = 0, acap = 0;
     *answer = NULL;
     if (text_add(answer, &an, &acap, "", 0)) return 1;
+    cli_tokens it;
+    if (cli_tokens_begin(&it, e, toks, n, n_predict)) return 1;
+    int rc = 0;
     for (int i = 0; n_predict < 0 || i < n_predict; i++) {
-        slm_token tok = slm_sampler_sample(e->sampler, slm_session_logits(e->session));
+        slm_token tok;
+        if (cli_tokens_next(&it, &tok)) { rc = 1; break; }
         if (i == 0) st->t_first_ms = cli_now_ms() - t0;
         st->last = tok;
         if (slm_token_is_eog(e->model, tok)) { st->hit_eog = true; break; }
         st->n_gen++;
-        slm_sampler_accept(e->sampler, tok);
         size_t pl = slm_token_to_bytes(e->model, tok, false, piece, sizeof piece);
         if (pl > sizeof piece) pl = sizeof piece;
         size_t w = slm_detok_push(&dt, piece, pl, text, sizeof text);
         fwrite(text, 1, w, stdout);
         fflush(stdout);
-        if (text_add(answer, &an, &acap, text, w)) return 1;
-        if (slm_session_n_past(e->session) >= n_ctx) { st->ctx_full = true; break; }
-        if (n_predict >= 0 && i + 1 >= n_predict) break;   /* the last token needs no evaluation */
-        if (slm_session_eval(e->session, &tok, 1, false) || cached_push(kv, &tok, 1)) {
-            fprintf(stderr, "\nslm chat: %s\n", slm_last_error());
-            return 1;
-        }
+        if (text_add(answer, &an, &acap, text, w)) { rc = 1; break; }
+        /* the plain loop has evaluated n + i positions here */
+        if ((int)n + i >= n_ctx) { st->ctx_full = true; break; }
     }
+    /* the session holds every used token but the last */
+    if (!rc && it.used > 1 && cached_push(kv, it.toks, (size_t)it.used - 1)) rc = 1;
+    cli_tokens_end(&it, st);
+    if (rc) return 1;
     size_t w = slm_detok_flush(&dt, text, sizeof text);
     fwrite(text, 1, w, stdout);
     fflush(stdout);
     if (text_add(answer, &an, &acap, text, w)) return 1;
     st->t_gen_ms = cli_now_ms() - t1;
+    if (e->grammar && !slm_grammar_can_end(e->grammar)) {
+        st->truncated = true;
+        fprintf(stderr, "\nslm chat: answer truncated: it stopped (%s) before the grammar was complete\n",
+                st->ctx_full ? "context full" : "token limit");
+    }
     return 0;
 }
 

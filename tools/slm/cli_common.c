@@ -17,6 +17,8 @@ void cli_gen_defaults(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = 128;
     o->n_ctx = 4096;
+    o->lora_scale = 1.0f;
+    o->spec_kind = slm_spec_kind_parse("auto");
     slm_sampler_default_params(&o->sp);
 }
 
@@ -44,8 +46,39 @@ static int parse_float(const char *flag, const char *s, double lo, double hi, fl
     return 1;
 }
 
+int cli_parse_lora_opt(const char *cmd, int argc, char **argv, int *i, const char **path, float *scale) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--lora") != 0 && strcmp(a, "--lora-scale") != 0) return 0;
+    if (*i + 1 >= argc) { fprintf(stderr, "slm%s%s: %s needs a value\n", *cmd ? " " : "", cmd, a); return -1; }
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--lora")) { *path = v; return 1; }
+    return parse_float(a, v, -100, 100, scale);
+}
+
+int cli_lora_open(const char *cmd, slm_model *m, slm_session *s, const char *path, float scale, slm_lora **out) {
+    *out = NULL;
+    if (slm_lora_load(m, path, out)) {
+        fprintf(stderr, "slm%s%s: cannot load adapter: %s\n", *cmd ? " " : "", cmd, slm_last_error());
+        return 1;
+    }
+    if (s && slm_session_set_lora(s, *out, scale)) {
+        fprintf(stderr, "slm%s%s: %s\n", *cmd ? " " : "", cmd, slm_last_error());
+        slm_lora_free(*out);
+        *out = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
+    int lr = cli_parse_lora_opt("", argc, argv, i, &o->lora, &o->lora_scale);
+    if (lr) return lr;
+    int gr = cli_grammar_parse_opt(o, argc, argv, i);
+    if (gr) return gr;
+    int sr = cli_parse_spec_opt(o, argc, argv, i);
+    if (sr) return sr;
+    if (!strcmp(a, "--precise")) { o->precise = true; return 1; }
     static const char *const with_value[] = { "-m", "--model", "-p", "--prompt", "-f", "--file", "-n",
         "--n-predict", "-c", "--ctx-size", "-t", "--threads", "--temp", "--top-k", "--top-p", "--min-p",
         "--repeat-penalty", "--repeat-last-n", "--seed", NULL };
@@ -94,7 +127,12 @@ void cli_print_gen_help(FILE *out) {
           "      --repeat-penalty F  penalise recent tokens (default 1.0: off)\n"
           "      --repeat-last-n N   how many recent tokens the penalty sees (default 64)\n"
           "      --seed N            random seed (default: from the clock, printed with -v)\n"
+          "      --lora FILE         apply a LoRA adapter (GGUF, as `slm finetune` or llama.cpp write it)\n"
+          "      --lora-scale S      multiply the adapter's update by S (default 1)\n"
+          "      --precise           f32 activations in every matrix product (slower, closest to float)\n"
           "  -v, --verbose           print model and timing details\n", out);
+    cli_print_grammar_help(out);
+    cli_print_spec_help(out);
 }
 
 const char *cli_model_path(const char *explicit_path, char *buf, size_t cap) {
@@ -128,11 +166,19 @@ int cli_engine_open(cli_engine *e, const cli_gen_opts *o) {
     slm_model_info info;
     slm_model_get_info(e->model, &info);
     slm_session_params sp = { .n_ctx = o->n_ctx < info.n_ctx_train ? o->n_ctx : info.n_ctx_train,
-                              .n_threads = o->n_threads };
+                              .n_threads = o->n_threads, .precise = o->precise };
     slm_sampler_params smp = o->sp;
     if (!o->seed_set) smp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
     if (slm_session_new(e->model, &sp, &e->session) || slm_sampler_new(&smp, info.n_vocab, &e->sampler)) {
         fprintf(stderr, "slm: %s\n", slm_last_error());
+        cli_engine_close(e);
+        return 1;
+    }
+    if (o->lora && cli_lora_open("", e->model, e->session, o->lora, o->lora_scale, &e->lora)) {
+        cli_engine_close(e);
+        return 1;
+    }
+    if (cli_grammar_open(e, o) || cli_spec_open(e, o)) {
         cli_engine_close(e);
         return 1;
     }
@@ -146,6 +192,9 @@ int cli_engine_open(cli_engine *e, const cli_gen_opts *o) {
 void cli_engine_close(cli_engine *e) {
     slm_sampler_free(e->sampler);
     slm_session_free(e->session);
+    slm_lora_free(e->lora);
+    slm_grammar_free(e->grammar);
+    slm_spec_free(e->spec);
     slm_model_close(e->model);
     memset(e, 0, sizeof *e);
 }
@@ -169,32 +218,38 @@ int cli_generate(cli_engine *e, const slm_token *prompt, size_t n_prompt, int n_
     st->n_prompt = (int)n_prompt;
     double t1 = cli_now_ms();
     st->t_prompt_ms = t1 - t0;
+    if (e->grammar) slm_grammar_reset(e->grammar);
     slm_detok dt;
     slm_detok_init(&dt);
     char piece[256], text[512];
+    cli_tokens it;
+    if (cli_tokens_begin(&it, e, prompt, n_prompt, n_predict)) return 1;
     for (int i = 0; n_predict < 0 || i < n_predict; i++) {
-        slm_token tok = slm_sampler_sample(e->sampler, slm_session_logits(e->session));
+        slm_token tok;
+        if (cli_tokens_next(&it, &tok)) { cli_tokens_end(&it, NULL); return 1; }
         if (i == 0) st->t_first_ms = cli_now_ms() - t0;
         st->last = tok;
         if (slm_token_is_eog(e->model, tok)) { st->hit_eog = true; break; }
         st->n_gen++;
-        slm_sampler_accept(e->sampler, tok);
         size_t n = slm_token_to_bytes(e->model, tok, false, piece, sizeof piece);
         if (n > sizeof piece) n = sizeof piece;
         size_t w = slm_detok_push(&dt, piece, n, text, sizeof text);
         fwrite(text, 1, w, out);
         fflush(out);
-        if (slm_session_n_past(e->session) >= n_ctx) { st->ctx_full = true; break; }
-        if (n_predict >= 0 && i + 1 >= n_predict) break;  /* the last token needs no evaluation */
-        if (slm_session_eval(e->session, &tok, 1, false)) {
-            fprintf(stderr, "\nslm: %s\n", slm_last_error());
-            return 1;
-        }
+        /* the plain loop has evaluated n_past + i positions here */
+        if (n_past + (int)n_prompt + i >= n_ctx) { st->ctx_full = true; break; }
     }
+    cli_tokens_end(&it, st);
     size_t w = slm_detok_flush(&dt, text, sizeof text);
     fwrite(text, 1, w, out);
     fflush(out);
     st->t_gen_ms = cli_now_ms() - t1;
+    if (e->grammar && !slm_grammar_can_end(e->grammar)) {
+        st->truncated = true;
+        fprintf(stderr, "\nslm: output truncated: generation stopped (%s) before the grammar was complete\n",
+                st->ctx_full ? "context full" : "token limit");
+        return 3;
+    }
     return 0;
 }
 
@@ -207,4 +262,8 @@ void cli_print_stats(const cli_gen_stats *st) {
     fprintf(stderr, "slm: generated %d tokens in %.1f ms (%.1f tok/s decode)%s\n", st->n_gen, st->t_gen_ms,
             st->n_gen > 1 && dec_ms > 0 ? (st->n_gen - 1) * 1e3 / dec_ms : 0.0,
             st->ctx_full ? "; stopped: context full" : "");
+    if (st->spec_steps)
+        fprintf(stderr, "slm: speculative: %ld forward passes, %ld tokens drafted, %ld kept (%.0f%%)\n",
+                st->spec_steps, st->spec_drafted, st->spec_accepted,
+                st->spec_drafted ? 100.0 * st->spec_accepted / st->spec_drafted : 0.0);
 }

@@ -12,6 +12,8 @@ static void usage(FILE *out) {
           "  chat        multi-turn chat in the model's own chat template\n"
 #ifdef SLM_HAVE_SERVE
           "  serve       OpenAI-compatible HTTP server with continuous batching and a chat page\n"
+#else
+          "  serve       (not in this build: needs libmicrohttpd and cJSON; `make deps`, then rebuild)\n"
 #endif
           "  info        show a GGUF file's metadata and tensors\n"
           "  bench       measure prompt and generation speed (tokens/s), like llama-bench\n"
@@ -19,6 +21,8 @@ static void usage(FILE *out) {
           "  imatrix     activation statistics over a calibration text, for quantize --imatrix\n"
           "  perplexity  perplexity of a text; KL divergence against a base model's logits\n"
           "  eval        accuracy on a JSONL task (multiple choice, exact-match generation)\n"
+          "  finetune    train a LoRA adapter (or every weight) on JSONL or text data\n"
+          "  merge       fold a LoRA adapter into a copy of its base model\n"
           "\n"
           "  slm COMMAND --help  options of one command\n"
           "  slm --version       version and CPU kernels\n\n"
@@ -46,8 +50,17 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "imatrix")) return cmd_imatrix(argc - 2, argv + 2);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "finetune")) return cmd_finetune(argc - 2, argv + 2);
 #ifdef SLM_HAVE_SERVE
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
+#else
+    if (!strcmp(cmd, "serve")) {
+        fprintf(stderr, "slm: this slm was built without `serve`: it needs libmicrohttpd and cJSON\n"
+                        "(Debian: libmicrohttpd-dev libcjson-dev pkg-config; `make deps` installs them),\n"
+                        "then rebuild (`make`)\n");
+        return 2;
+    }
 #endif
     fprintf(stderr, "slm: unknown command '%s'\n\n", cmd);
     usage(stderr);

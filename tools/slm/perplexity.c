@@ -21,17 +21,23 @@ static void ppl_help(FILE *out) {
           "                          log-probabilities) as the base for a later --kl-base run\n"
           "      --kl-base FILE      compare with a saved base: mean KL divergence with percentiles,\n"
           "                          top-1 token agreement, and the PPL of both\n"
-          "      --kl-top-k N        log-probabilities saved per position (default 64)\n", out);
+          "      --kl-top-k N        log-probabilities saved per position (default 64)\n"
+          "      --lora FILE         apply a LoRA adapter; --lora-scale S scales it (default 1)\n", out);
 }
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL;
     slm_ppl_params pp = { 0 };
     int n_threads = 0;
+    const char *lora_path = NULL;
+    float lora_scale = 1.0f;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { ppl_help(stdout); return 0; }
+        int lr = cli_parse_lora_opt("perplexity", argc, argv, &i, &lora_path, &lora_scale);
+        if (lr < 0) return 2;
+        if (lr) continue;
         bool has_val = i + 1 < argc;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) { if (has_val) model = argv[++i]; else bad = 1; }
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) { if (has_val) file = argv[++i]; else bad = 1; }
@@ -57,6 +63,13 @@ int cmd_perplexity(int argc, char **argv) {
     slm_model *m;
     slm_session *s;
     if (measure_open("perplexity", model, pp.n_ctx, n_threads, &m, &s)) { free(text); return 1; }
+    slm_lora *lora = NULL;
+    if (lora_path && cli_lora_open("perplexity", m, s, lora_path, lora_scale, &lora)) {
+        slm_session_free(s);
+        slm_model_close(m);
+        free(text);
+        return 1;
+    }
     slm_token *toks = NULL;
     size_t n_toks = 0;
     slm_ppl *p = NULL;
@@ -102,6 +115,7 @@ done:
     free(toks);
     free(text);
     slm_session_free(s);
+    slm_lora_free(lora);
     slm_model_close(m);
     return rc;
 }

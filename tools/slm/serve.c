@@ -35,7 +35,17 @@ static void serve_help(FILE *out) {
           "  --timeout SECONDS       time limit per request, queueing included (default 600)\n"
           "  --max-connections N     open connections at most (default 256)\n"
           "  --idle-timeout SECONDS  drop connections silent this long (default 30)\n"
-          "  --model-name NAME       the model's id in responses (default: the file name)\n", out);
+          "  --grace SECONDS         at SIGINT/SIGTERM, time running requests get to finish\n"
+          "                          (default 10); streams cut then end with an error event\n"
+          "  --read-timeout SECONDS  a request's head and body must arrive within this,\n"
+          "                          however slowly bytes trickle in (default 10)\n"
+          "  --max-per-address N     open connections from one client address (default:\n"
+          "                          half of --max-connections); over a limit: 503 at once\n"
+          "  --allow-origin LIST     browser origins allowed cross-origin, comma-separated\n"
+          "                          (\"*\": any); by default cross-origin requests get 403\n"
+          "  --model-name NAME       the model's id in responses (default: the file name)\n"
+          "  --lora FILE             apply a LoRA adapter to every request\n"
+          "  --lora-scale S          multiply the adapter's update by S (default 1)\n", out);
 }
 
 static int int_opt(const char *flag, const char *v, long lo, long hi, long *out) {
@@ -69,10 +79,13 @@ static char *read_key(const char *path) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_arg = NULL, *key_file = NULL, *name = NULL;
+    int grace_s = 10;
     serve_config cfg = { .host = "127.0.0.1", .port = 8080, .max_body = 1 << 20, .max_tokens_cap = 4096,
                          .default_max_tokens = 512, .max_connections = 256, .conn_timeout_s = 30,
-                         .request_timeout_s = 600 };
-    serve_sched_params sp = { .n_slots = 4, .n_ctx = 4096, .n_threads = 0, .queue_cap = 64, .prefill_chunk = 64 };
+                         .request_timeout_s = 600, .read_timeout_s = 10, .max_per_address = 0 };
+    serve_sched_params sp = { .n_slots = 4, .n_ctx = 4096, .n_threads = 0, .queue_cap = 64, .prefill_chunk = 64,
+                              .lora_scale = 1.0f };
+    const char *lora_path = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { serve_help(stdout); return 0; }
@@ -94,11 +107,27 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--timeout")) { rc = int_opt(a, v, 1, 86400, &x); cfg.request_timeout_s = (double)x; }
         else if (!strcmp(a, "--max-connections")) { rc = int_opt(a, v, 1, 100000, &x); cfg.max_connections = (int)x; }
         else if (!strcmp(a, "--idle-timeout")) { rc = int_opt(a, v, 1, 86400, &x); cfg.conn_timeout_s = (int)x; }
+        else if (!strcmp(a, "--grace")) { rc = int_opt(a, v, 0, 3600, &x); grace_s = (int)x; }
+        else if (!strcmp(a, "--read-timeout")) { rc = int_opt(a, v, 1, 3600, &x); cfg.read_timeout_s = (double)x; }
+        else if (!strcmp(a, "--max-per-address")) { rc = int_opt(a, v, 1, 100000, &x); cfg.max_per_address = (int)x; }
+        else if (!strcmp(a, "--allow-origin")) cfg.allow_origin = v;
         else if (!strcmp(a, "--model-name")) name = v;
+        else if (!strcmp(a, "--lora")) lora_path = v;
+        else if (!strcmp(a, "--lora-scale")) {
+            char *end;
+            double d = strtod(v, &end);
+            if (end == v || *end || !(d >= -100 && d <= 100)) {
+                fprintf(stderr, "slm serve: --lora-scale expects a number in -100..100, got '%s'\n", v);
+                return 2;
+            }
+            sp.lora_scale = (float)d;
+        }
         else { fprintf(stderr, "slm serve: unknown option '%s' (see slm serve --help)\n", a); return 2; }
         if (rc) return 2;
     }
     if (cfg.default_max_tokens > cfg.max_tokens_cap) cfg.default_max_tokens = cfg.max_tokens_cap;
+    if (!cfg.max_per_address) cfg.max_per_address = cfg.max_connections > 1 ? cfg.max_connections / 2 : 1;
+    if (cfg.max_per_address > cfg.max_connections) cfg.max_per_address = cfg.max_connections;
     char *key = NULL;
     if (key_file && !(key = read_key(key_file))) return 1;
     cfg.api_key = key;
@@ -118,6 +147,13 @@ int cmd_serve(int argc, char **argv) {
     const char *base = strrchr(path, '/');
     cfg.model_name = name ? name : base ? base + 1 : path;
     cfg.model = model;
+    slm_lora *lora = NULL;
+    if (lora_path && cli_lora_open("serve", model, NULL, lora_path, sp.lora_scale, &lora)) {
+        slm_model_close(model);
+        free(key);
+        return 1;
+    }
+    sp.lora = lora;
 
     /* the signals are taken by sigwait below; every thread started from here on inherits the mask */
     sigset_t set;
@@ -138,14 +174,16 @@ int cmd_serve(int argc, char **argv) {
             sp.n_slots, sched_n_ctx(sched), cfg.host, http_port(http));
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "slm serve: %s: finishing running requests (up to 10 s), then exiting\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "slm serve: %s: finishing running requests (up to %d s), then exiting\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", grace_s);
     http_quiesce(http);
-    sched_stop(sched, 10000);
+    sched_stop(sched, grace_s * 1000.0);
+    http_drain(http, 2000);
     rc = 0;
 out:
     http_stop(http);
     sched_free(sched);
+    slm_lora_free(lora);
     slm_model_close(model);
     free(key);
     return rc;

@@ -58,6 +58,8 @@ typedef struct serve_sched serve_sched;
 typedef struct serve_sched_params {
     int n_slots, n_ctx, n_threads, queue_cap;
     int prefill_chunk;        /* prompt tokens per slot per step */
+    const slm_lora *lora;     /* --lora: applied to every request, or NULL */
+    float lora_scale;
 } serve_sched_params;
 
 int sched_start(serve_sched **out, slm_model *model, const serve_sched_params *p);
@@ -78,6 +80,9 @@ void metrics_request(const char *endpoint, int status);
 void metrics_tokens(int n_prompt, int n_gen);
 void metrics_ttft(double seconds);
 void metrics_latency(double seconds);
+void metrics_queue_time(double seconds);
+/* A connection refused or closed by the guard (serve_conn.c), by reason. */
+void metrics_dropped(const char *reason);
 void metrics_gauges(int queue_depth, int active_slots, int n_slots);
 /* Prometheus text exposition; malloc'd. */
 char *metrics_render(void);
@@ -92,7 +97,11 @@ typedef struct serve_config {
     size_t max_body;
     int max_tokens_cap, default_max_tokens;
     int max_connections, conn_timeout_s;
+    int max_per_address;      /* open connections from one client address */
     double request_timeout_s;
+    double read_timeout_s;    /* a request's head and body must arrive within this */
+    const char *allow_origin; /* comma-separated origins allowed cross-origin ("*": any), or NULL */
+    bool loopback;            /* bound to a loopback address: only loopback Host names */
     slm_model *model;
     serve_sched *sched;
 } serve_config;
@@ -101,6 +110,9 @@ typedef struct serve_http serve_http;
 int http_start(serve_http **out, serve_config *cfg);
 /* Stops accepting connections (open ones continue). */
 void http_quiesce(serve_http *h);
+/* Waits up to ms for the generation requests still being answered (so that
+ * the events ending cut streams reach their clients). */
+void http_drain(serve_http *h, double ms);
 void http_stop(serve_http *h);
 int http_port(const serve_http *h);
 

@@ -9,12 +9,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat_tokens.h"
 #include "serve.h"
 
 char *api_error_json(const char *message, const char *type, const char *param, const char *code) {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "error", e);
-    cJSON_AddStringToObject(e, "message", message);
+    /* messages may quote a client's text or a template's: valid UTF-8 in any case */
+    char safe[512];
+    serve_quote(safe, sizeof safe, message, sizeof safe - 4);
+    cJSON_AddStringToObject(e, "message", safe);
     cJSON_AddStringToObject(e, "type", type);
     if (param) cJSON_AddStringToObject(e, "param", param);
     else cJSON_AddNullToObject(e, "param");
@@ -44,28 +48,28 @@ int api_start(serve_config *cfg, serve_kind kind, const char *body, size_t len, 
     if (serve_request_parse(body, len, kind, &lim, &r, err, sizeof err, &param))
         return refuse(400, err_json, err, param, NULL);
 
-    /* the prompt text */
-    char *text = NULL;
+    /* chat: the rendered turns carry their own BOS and control tokens, and
+     * the messages' contents are plain text (chat_tokens.c: no forged turns);
+     * completions: the user's text is plain text after a BOS */
     bool chat = kind == SERVE_CHAT;
+    slm_token *toks = NULL;
+    size_t n_toks = 0;
+    slm_status st;
     if (chat) {
         slm_chat_message *msgs = calloc((size_t)r.n_messages, sizeof *msgs);
         if (!msgs) { serve_request_free(&r); return refuse(503, err_json, "out of memory", NULL, NULL); }
         for (int i = 0; i < r.n_messages; i++) msgs[i] = (slm_chat_message){ r.messages[i].role, r.messages[i].content };
-        slm_status st = slm_chat_format(cfg->model, msgs, (size_t)r.n_messages, true, &text);
+        char why[160];
+        st = chat_tokenize(cfg->model, msgs, (size_t)r.n_messages, true, &toks, &n_toks, why, sizeof why);
         free(msgs);
         if (st) {
-            snprintf(err, sizeof err, "cannot render the conversation: %s", slm_last_error());
+            snprintf(err, sizeof err, "cannot render the conversation: %s", why);
             serve_request_free(&r);
-            return refuse(400, err_json, err, "messages", NULL);
+            return refuse(st == SLM_ERR_NOMEM ? 503 : 400, err_json, err, "messages", NULL);
         }
+    } else {
+        st = slm_tokenize(cfg->model, r.prompt, strlen(r.prompt), true, false, &toks, &n_toks);
     }
-    /* chat: the rendered turns carry their own BOS and control tokens;
-     * completions: the user's text is plain text after a BOS */
-    const char *src = chat ? text : r.prompt;
-    slm_token *toks = NULL;
-    size_t n_toks = 0;
-    slm_status st = slm_tokenize(cfg->model, src, strlen(src), !chat, chat, &toks, &n_toks);
-    free(text);
     if (st) {
         snprintf(err, sizeof err, "cannot tokenize the prompt: %s", slm_last_error());
         serve_request_free(&r);

@@ -8,8 +8,8 @@
 
 #include "serve.h"
 
-#define N_BUCKETS 12
-static const double bucket_le[N_BUCKETS] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+#define N_BUCKETS 15
+static const double bucket_le[N_BUCKETS] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600 };
 
 typedef struct {
     unsigned long long counts[N_BUCKETS + 1];  /* last: +Inf */
@@ -29,7 +29,9 @@ static struct {
     req_series req[MAX_SERIES];
     int n_req;
     unsigned long long tokens_in, tokens_out;
-    histogram ttft, latency;
+    histogram ttft, latency, queue_time;
+    req_series dropped[8];    /* connections refused or closed by the guard, by reason (in endpoint) */
+    int n_dropped;
     int queue_depth, active, n_slots;
 } M = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
@@ -39,6 +41,8 @@ void metrics_init(void) {
     M.tokens_in = M.tokens_out = 0;
     memset(&M.ttft, 0, sizeof M.ttft);
     memset(&M.latency, 0, sizeof M.latency);
+    memset(&M.queue_time, 0, sizeof M.queue_time);
+    M.n_dropped = 0;
     pthread_mutex_unlock(&M.mu);
 }
 
@@ -74,6 +78,20 @@ static void observe(histogram *h, double v) {
 }
 
 void metrics_ttft(double seconds) { observe(&M.ttft, seconds); }
+void metrics_queue_time(double seconds) { observe(&M.queue_time, seconds); }
+
+void metrics_dropped(const char *reason) {
+    pthread_mutex_lock(&M.mu);
+    int i = 0;
+    while (i < M.n_dropped && strcmp(M.dropped[i].endpoint, reason)) i++;
+    if (i == M.n_dropped && M.n_dropped < (int)(sizeof M.dropped / sizeof M.dropped[0])) {
+        snprintf(M.dropped[i].endpoint, sizeof M.dropped[i].endpoint, "%s", reason);
+        M.dropped[i].n = 0;
+        M.n_dropped++;
+    }
+    if (i < M.n_dropped) M.dropped[i].n++;
+    pthread_mutex_unlock(&M.mu);
+}
 void metrics_latency(double seconds) { observe(&M.latency, seconds); }
 
 void metrics_gauges(int queue_depth, int active_slots, int n_slots) {
@@ -131,6 +149,12 @@ char *metrics_render(void) {
     put_hist(&b, "slm_time_to_first_token_seconds", "From arrival to the first generated token.", &M.ttft);
     put_hist(&b, "slm_request_duration_seconds", "From arrival to the last byte of a generation request.",
              &M.latency);
+    put_hist(&b, "slm_queue_time_seconds", "From arrival to a slot (time spent waiting in the queue).",
+             &M.queue_time);
+    put(&b, "# HELP slm_connections_dropped_total Connections refused at a limit (503) or closed by the server "
+            "before their request arrived.\n# TYPE slm_connections_dropped_total counter\n");
+    for (int i = 0; i < M.n_dropped; i++)
+        put(&b, "slm_connections_dropped_total{reason=\"%s\"} %llu\n", M.dropped[i].endpoint, M.dropped[i].n);
     put(&b, "# HELP slm_queue_depth Requests waiting for a slot.\n# TYPE slm_queue_depth gauge\n"
             "slm_queue_depth %d\n", M.queue_depth);
     put(&b, "# HELP slm_active_slots Slots generating now.\n# TYPE slm_active_slots gauge\n"

@@ -63,8 +63,45 @@ static int get_bool(perr *e, const cJSON *root, const char *name, bool *v) {
     return 0;
 }
 
-/* message content: a string, or an array of {"type":"text","text":...} parts */
+size_t serve_quote(char *dst, size_t cap, const char *src, size_t max_bytes) {
+    size_t w = 0;
+    if (!cap) return 0;
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = strlen(src), i = 0;
+    while (i < n && i < max_bytes) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) ok = (s[i + k] & 0xC0) == 0x80;
+        if (ok && len == 2 && c < 0xC2) ok = false;                                   /* overlong */
+        if (ok && len == 3) {
+            unsigned cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        if (ok && i + len > max_bytes) break;      /* a character cut by the limit: stop before it */
+        const char *put = ok && c >= 0x20 && c != 0x7F ? src + i : "?";
+        size_t pl = ok && c >= 0x20 && c != 0x7F ? len : 1;
+        if (w + pl + 1 > cap) break;
+        memcpy(dst + w, put, pl);
+        w += pl;
+        i += ok ? len : 1;
+    }
+    if (i < n && w + 4 <= cap) { memcpy(dst + w, "...", 3); w += 3; }
+    dst[w] = '\0';
+    return w;
+}
+
+/* message content: a string, or an array of {"type":"text","text":...} parts
+ * (null, as an assistant turn that called tools has it: empty) */
 static int get_content(perr *e, const cJSON *c, char **out) {
+    if (cJSON_IsNull(c)) {
+        *out = dup_str("");
+        return *out ? 0 : fail(e, NULL, "out of memory");
+    }
     if (cJSON_IsString(c)) {
         *out = dup_str(c->valuestring);
         return *out ? 0 : fail(e, NULL, "out of memory");
@@ -110,8 +147,11 @@ static int get_messages(perr *e, const cJSON *root, serve_request *r) {
         if (!cJSON_IsString(role)) return fail(e, "messages", "each message needs a 'role' string");
         const char *rs = role->valuestring;
         if (!strcmp(rs, "developer")) rs = "system";  /* OpenAI's newer name for it */
-        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant"))
-            return fail(e, "messages", "unsupported role '%.40s' (system, user or assistant)", role->valuestring);
+        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant")) {
+            char q[64];
+            serve_quote(q, sizeof q, role->valuestring, 40);
+            return fail(e, "messages", "unsupported role '%s' (system, user or assistant)", q);
+        }
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (!content) return fail(e, "messages", "each message needs 'content'");
         serve_message *dst = &r->messages[r->n_messages];
@@ -159,7 +199,9 @@ static int parse_fields(perr *e, const cJSON *root, serve_kind kind, const serve
     double v;
     bool set = false;
     int max_cap = lim && lim->max_tokens > 0 ? lim->max_tokens : 4096;
-    const char *mt = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    /* a field that is null is a field not given (OpenAI's clients send nulls) */
+    const cJSON *mct = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    const char *mt = mct && !cJSON_IsNull(mct) ? "max_completion_tokens" : "max_tokens";
     if (get_int(e, root, mt, 1, max_cap, &v, &set)) return -1;
     if (set) r->max_tokens = (int)v;
     set = false;

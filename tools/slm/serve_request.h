@@ -47,4 +47,9 @@ int serve_request_parse(const char *body, size_t len, serve_kind kind, const ser
                         serve_request *out, char *err, size_t errcap, const char **param);
 void serve_request_free(serve_request *r);
 
+/* Copies at most max_bytes of src into dst (cap bytes, NUL-terminated) fit to
+ * quote in a message: cut only between characters, invalid UTF-8 and control
+ * bytes as '?', "..." when cut. Returns the length written. */
+size_t serve_quote(char *dst, size_t cap, const char *src, size_t max_bytes);
+
 #endif

@@ -199,6 +199,7 @@ static void admit(serve_sched *s) {
         s->qlen--;
         s->slots[i] = (slot){ .job = j };
         slm_detok_init(&s->slots[i].detok);
+        metrics_queue_time((serve_now_ms() - j->t_submit_ms) / 1e3);
         pthread_mutex_lock(&j->mu);
         j->state = JOB_RUNNING;
         pthread_mutex_unlock(&j->mu);
@@ -241,9 +242,11 @@ static void *sched_main(void *arg) {
             serve_job *j = s->slots[i].job;
             if (!j) continue;
             if (atomic_load(&j->cancel)) finish(s, i, FINISH_ERROR, "cancelled: the client went away");
-            else if (quit || now > j->deadline_ms)
+            /* cut at shutdown: an error, so that a client can tell it from max_tokens */
+            else if (quit) finish(s, i, FINISH_ERROR, "the server is shutting down");
+            else if (now > j->deadline_ms)
                 finish(s, i, s->slots[i].n_fed < j->n_prompt ? FINISH_ERROR : FINISH_LENGTH,
-                       quit ? "the server is shutting down" : "the request ran out of time");
+                       "the request ran out of time");
         }
 
         /* one forward pass: every decoding slot's next token, plus prompt chunks */
@@ -297,7 +300,7 @@ int sched_start(serve_sched **out, slm_model *model, const serve_sched_params *p
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     slm_batch_params bp = { .n_seq = p->n_slots, .n_ctx = p->n_ctx, .n_threads = p->n_threads };
-    if (slm_batch_new(model, &bp, &s->batch)) {
+    if (slm_batch_new(model, &bp, &s->batch) || (p->lora && slm_batch_set_lora(s->batch, p->lora, p->lora_scale))) {
         fprintf(stderr, "slm serve: %s\n", slm_last_error());
         sched_free(s);
         return -1;

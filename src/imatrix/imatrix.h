@@ -1,5 +1,8 @@
-/* Importance matrices, in the GGUF layout llama.cpp's imatrix tool writes
- * (and `slm imatrix` writes too):
+/* Importance matrices: the file format's reader and writer in one place
+ * (src/imatrix/imatrix_file.c), and the collector that fills one from the
+ * forward pass (imatrix_collect.c; its API, slm_imcollect_*, is public in
+ * slm.h). The GGUF layout is llama.cpp's imatrix tool's, so either tool's
+ * quantizer reads either's files:
  *
  *   general.type            string "imatrix" (optional here; anything else is refused)
  *   imatrix.datasets        array of strings: calibration file names (optional)
@@ -13,8 +16,8 @@
  *
  * The importance of column c of matrix m is in_sum2[m][c] / counts[m], the
  * mean squared activation. Entries whose count is zero are ignored. */
-#ifndef SLM_QUANT_IMATRIX_H
-#define SLM_QUANT_IMATRIX_H
+#ifndef SLM_IMATRIX_H
+#define SLM_IMATRIX_H
 
 #include <stdint.h>
 
@@ -37,5 +40,20 @@ uint32_t slm_imatrix_chunk_count(const slm_imatrix *im);
 /* Importance of tensor `name`: n_mat rows of n_cols means (row m at
  * + m*n_cols), or NULL when the file has no usable entry for it. */
 const float *slm_imatrix_find(const slm_imatrix *im, const char *name, int64_t *n_cols, int64_t *n_mat);
+
+/* One matrix's statistics for the writer: sum2[0..n_in) of squared inputs
+ * over `count` tokens. */
+typedef struct slm_imatrix_sums {
+    const char *name;       /* the weight tensor's name */
+    int n_in;
+    const double *sum2;
+    uint64_t count;
+} slm_imatrix_sums;
+
+/* Writes the entries with count > 0 (in the order given) as an imatrix GGUF
+ * file at path (temporary file + rename: see gguf_write.h). dataset may be
+ * NULL (then imatrix.datasets is empty). */
+slm_status slm_imatrix_write(const char *path, const slm_imatrix_sums *e, int n, const char *dataset,
+                             uint32_t chunk_count, uint32_t chunk_size);
 
 #endif

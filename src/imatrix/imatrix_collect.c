@@ -1,28 +1,24 @@
-/* Importance matrix: for every weight matrix of the layers (blk.*), the sum
- * over all evaluated tokens of the squared activations entering each input
- * column, and the token count; saved in the GGUF layout llama.cpp's
- * llama-imatrix writes ("<name>.in_sum2" f32 [n_in, 1], "<name>.counts" f32
- * [1, 1], general.type = "imatrix", imatrix.datasets / chunk_count /
- * chunk_size), so either tool's quantizer can read it. */
+/* The importance-matrix collector: for every weight matrix of the layers
+ * (blk.*), the sum over all evaluated tokens of the squared activations
+ * entering each input column, and the token count, gathered by a forward-pass
+ * observer (slm_fwd_observer) and saved by the imatrix writer
+ * (imatrix_file.c) in llama.cpp's layout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/status.h"
-#include "gguf/gguf_write.h"
+#include "engine/engine.h"
+#include "imatrix/imatrix.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "slm.h"
-
-#define GGML_TYPE_F32 0
 
 typedef struct im_entry {
     const slm_mat *mat;
     char name[96];           /* the weight tensor's name in the file */
     int n_in;
     double *sum2;
-    float *out;              /* f32 copy made for the writer */
-    float count;
     uint64_t n_rows;
 } im_entry;
 
@@ -31,6 +27,7 @@ struct slm_imcollect {
     im_entry *e;
     int n;
     int n_chunks;
+    slm_fwd_observer obs;    /* what slm_imcollect_attach sets on a session */
 };
 
 /* The tensor of the file whose data the matrix maps, or NULL. */
@@ -39,6 +36,8 @@ static const gguf_tensor *tensor_of(const gguf_file *f, const slm_mat *m) {
         if (f->tensors[i].data == (const void *)m->data) return &f->tensors[i];
     return NULL;
 }
+
+static void observe_input(void *ctx, const slm_mat *w, const float *x, int n);
 
 static int cmp_entry(const void *a, const void *b) {
     return strcmp(((const im_entry *)a)->name, ((const im_entry *)b)->name);
@@ -65,25 +64,25 @@ slm_status slm_imcollect_new(const slm_model *model, slm_imcollect **out) {
             memcpy(e->name, t->name.ptr, t->name.len);
             e->n_in = (int)mats[k]->cols;
             e->sum2 = calloc((size_t)e->n_in, sizeof *e->sum2);
-            e->out = malloc((size_t)e->n_in * sizeof *e->out);
             im->n++;
-            if (!e->sum2 || !e->out) { slm_imcollect_free(im); return slm_fail(SLM_ERR_NOMEM, "out of memory"); }
+            if (!e->sum2) { slm_imcollect_free(im); return slm_fail(SLM_ERR_NOMEM, "out of memory"); }
         }
     }
     if (im->n == 0) { slm_imcollect_free(im); return slm_fail(SLM_ERR_UNSUPPORTED, "the model has no layer weights"); }
     qsort(im->e, (size_t)im->n, sizeof *im->e, cmp_entry);   /* the file lists tensors by name */
+    im->obs = (slm_fwd_observer){ .ctx = im, .matmul_input = observe_input };
     *out = im;
     return SLM_OK;
 }
 
 void slm_imcollect_free(slm_imcollect *im) {
     if (!im) return;
-    for (int i = 0; i < im->n; i++) { free(im->e[i].sum2); free(im->e[i].out); }
+    for (int i = 0; i < im->n; i++) free(im->e[i].sum2);
     free(im->e);
     free(im);
 }
 
-static void observe(void *ctx, const slm_mat *w, const float *x, int n) {
+static void observe_input(void *ctx, const slm_mat *w, const float *x, int n) {
     slm_imcollect *im = ctx;
     for (int i = 0; i < im->n; i++) {
         im_entry *e = &im->e[i];
@@ -101,8 +100,7 @@ slm_status slm_imcollect_attach(slm_imcollect *im, slm_session *s) {
     slm_fwd *f = slm_session_fwd(s);
     if (im && f->m != im->model)
         return slm_fail(SLM_ERR_INVALID_ARG, "the session runs another model than the importance matrix's");
-    f->observe = im ? observe : NULL;
-    f->observe_ctx = im;
+    fwd_set_observer(f, im ? &im->obs : NULL);
     return SLM_OK;
 }
 
@@ -121,27 +119,11 @@ slm_status slm_imcollect_entry(const slm_imcollect *im, int i, const char **name
 }
 
 slm_status slm_imcollect_save(slm_imcollect *im, const char *path, const char *dataset, int chunk_size) {
-    gguf_writer *w;
-    slm_status st = gguf_writer_new(&w);
-    if (st) return st;
-    const char *ds[1] = { dataset ? dataset : "" };
-    st = gguf_writer_set_str(w, "general.type", "imatrix");
-    if (!st) st = gguf_writer_set_arr_str(w, "imatrix.datasets", ds, dataset ? 1 : 0);
-    if (!st) st = gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)im->n_chunks);
-    if (!st) st = gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)chunk_size);
-    for (int i = 0; !st && i < im->n; i++) {
-        im_entry *e = &im->e[i];
-        if (e->n_rows == 0) continue;   /* never ran: nothing to say about it */
-        char nm[128];
-        for (int c = 0; c < e->n_in; c++) e->out[c] = (float)e->sum2[c];
-        e->count = (float)e->n_rows;
-        uint64_t ne_sum[4] = { (uint64_t)e->n_in, 1, 1, 1 }, ne_cnt[4] = { 1, 1, 1, 1 };
-        snprintf(nm, sizeof nm, "%s.in_sum2", e->name);
-        st = gguf_writer_add_tensor(w, nm, GGML_TYPE_F32, 2, ne_sum, e->out, (size_t)e->n_in * sizeof(float));
-        snprintf(nm, sizeof nm, "%s.counts", e->name);
-        if (!st) st = gguf_writer_add_tensor(w, nm, GGML_TYPE_F32, 2, ne_cnt, &e->count, sizeof(float));
-    }
-    if (!st) st = gguf_writer_write(w, path);
-    gguf_writer_free(w);
+    slm_imatrix_sums *s = malloc((size_t)im->n * sizeof *s);
+    if (!s) return slm_fail(SLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < im->n; i++)
+        s[i] = (slm_imatrix_sums){ im->e[i].name, im->e[i].n_in, im->e[i].sum2, im->e[i].n_rows };
+    slm_status st = slm_imatrix_write(path, s, im->n, dataset, (uint32_t)im->n_chunks, (uint32_t)chunk_size);
+    free(s);
     return st;
 }

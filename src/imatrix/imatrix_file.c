@@ -1,5 +1,6 @@
-/* Importance matrix reader: see imatrix.h for the layout. */
-#include "quant/imatrix.h"
+/* Importance matrix files: the reader (validates everything) and the writer;
+ * see imatrix.h for the layout. */
+#include "imatrix/imatrix.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -7,8 +8,9 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "base/tensor_type.h"
 #include "gguf/gguf.h"
-#include "quant/quant.h"
+#include "gguf/gguf_write.h"
 
 typedef struct im_entry {
     char *name;            /* the weight's name, without the suffix */
@@ -176,5 +178,42 @@ slm_status slm_imatrix_load(const char *path, slm_imatrix **out) {
     }
     st = slm_imatrix_from_gguf(f, path, out);
     gguf_close(f);
+    return st;
+}
+
+/* ---- writer ---------------------------------------------------------------- */
+
+slm_status slm_imatrix_write(const char *path, const slm_imatrix_sums *e, int n, const char *dataset,
+                             uint32_t chunk_count, uint32_t chunk_size) {
+    /* f32 copies: the writer streams the tensors from these at write time */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += e[i].count ? (size_t)e[i].n_in : 0;
+    float *vals = malloc((total ? total : 1) * sizeof *vals), *counts = malloc((size_t)(n ? n : 1) * sizeof *counts);
+    if (!vals || !counts) { free(vals), free(counts); return slm_fail(SLM_ERR_NOMEM, "out of memory writing %s", path); }
+    gguf_writer *w;
+    slm_status st = gguf_writer_new(&w);
+    if (st) { free(vals), free(counts); return st; }
+    const char *ds[1] = { dataset ? dataset : "" };
+    st = gguf_writer_set_str(w, "general.type", "imatrix");
+    if (!st) st = gguf_writer_set_arr_str(w, "imatrix.datasets", ds, dataset ? 1 : 0);
+    if (!st) st = gguf_writer_set_u32(w, "imatrix.chunk_count", chunk_count);
+    if (!st) st = gguf_writer_set_u32(w, "imatrix.chunk_size", chunk_size);
+    size_t at = 0;
+    for (int i = 0; !st && i < n; i++) {
+        if (e[i].count == 0) continue;   /* never ran: nothing to say about it */
+        char nm[512];
+        float *v = vals + at;
+        at += (size_t)e[i].n_in;
+        for (int c = 0; c < e[i].n_in; c++) v[c] = (float)e[i].sum2[c];
+        counts[i] = (float)e[i].count;
+        uint64_t ne_sum[4] = { (uint64_t)e[i].n_in, 1, 1, 1 }, ne_cnt[4] = { 1, 1, 1, 1 };
+        snprintf(nm, sizeof nm, "%s%s", e[i].name, SUM_SFX);
+        st = gguf_writer_add_tensor(w, nm, SLM_T_F32, 2, ne_sum, v, (size_t)e[i].n_in * sizeof(float));
+        snprintf(nm, sizeof nm, "%s%s", e[i].name, CNT_SFX);
+        if (!st) st = gguf_writer_add_tensor(w, nm, SLM_T_F32, 2, ne_cnt, &counts[i], sizeof(float));
+    }
+    if (!st) st = gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    free(vals), free(counts);
     return st;
 }
