@@ -235,13 +235,15 @@ typedef struct slm_spec_params {
 } slm_spec_params;
 
 typedef struct slm_spec_stats {
-    long steps;      /* forward passes of the model */
+    long steps;      /* verification passes (the head drafter's draft steps, one pass
+                      * through the layers each, are counted in drafted) */
     long drafted;    /* tokens proposed */
     long accepted;   /* of those, kept */
     long emitted;    /* tokens given out */
 } slm_spec_stats;
 
 typedef struct slm_spec slm_spec;
+/* A speculative decoder for session s (borrowed; p NULL: ngram, defaults). */
 slm_status slm_spec_new(const slm_model *model, slm_session *s, const slm_spec_params *p, slm_spec **out);
 void slm_spec_free(slm_spec *sp);
 /* Starts a generation from the session's current state: its last evaluated
@@ -615,9 +617,11 @@ const char *slm_cpu_backend_name(void);
 /* Uses a lower kernel set than the best one ("scalar", "avx2", ...): for
  * benchmarks and debugging. Call before creating sessions. */
 slm_status slm_cpu_set_kernels(const char *name);
-/* Models opened afterwards keep (true, the default) or skip (false) a copy
- * of their output head in the kernels' own packed layout (llama.cpp calls
- * this "repacking"): faster decoding, a longer open. For comparisons. */
+/* Models opened afterwards copy (true, the default) or keep as stored
+ * (false) every weight matrix -- the output head and the layers' matrices --
+ * whose type the kernels have a packed layout for (AVX-512: Q8_0, Q4_0,
+ * Q5_0; llama.cpp calls this "repacking"): faster decoding, a longer open.
+ * For comparisons. */
 void slm_cpu_set_repack(bool on);
 
 #ifdef __cplusplus

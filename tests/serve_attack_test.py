@@ -305,14 +305,26 @@ if run("slowloris"):
     r = request(get("/health"), src="127.0.0.2", limit_s=5)
     check(status(r) == 200 and time.time() - t0 < 1,
           f"at the cap, the oldest trickling connection is evicted for a new one ({status(r)}, {time.time() - t0:.2f} s)")
-    # fill the whole server (24) from a second attacking address: a third one is still served
-    for i in range(12):
-        try:
-            c = connect("127.0.0.3")
-            c.sendall(b"GET /health HTTP/1.1\r\n")
-            held.append(c)
-        except OSError:
-            pass
+    for c in held:
+        c.close()
+    time.sleep(0.3)
+    # fill the whole server (24: 12 from each of two addresses): a third address gets 503 at once
+    # while they are young, and is served once the oldest has trickled for over a second
+    held = []
+    for src in ("127.0.0.3", "127.0.0.5"):
+        for i in range(12):
+            try:
+                c = connect(src)
+                c.sendall(b"GET /health HTTP/1.1\r\n")
+                held.append(c)
+            except OSError:
+                pass
+    time.sleep(0.2)
+    t0 = time.time()
+    r = request(get("/health"), src="127.0.0.4", limit_s=5)
+    h, _ = head_body(r)
+    check(len(held) == 24 and status(r) == 503 and "retry-after:" in h and time.time() - t0 < 1,
+          f"--max-connections reached: 503 + Retry-After at once ({len(held)} held, {status(r)}, {time.time() - t0:.2f} s)")
     time.sleep(1.2)
     t0 = time.time()
     r = request(get("/health"), src="127.0.0.4", limit_s=5)

@@ -202,7 +202,8 @@ static void test_schema(void) {
 }
 
 /* With the model: single-token checks agree with the full mask, and a
- * constrained generation from random logits always stays in the grammar. */
+ * constrained generation from random logits always stays in the grammar
+ * (whole softmax, then slm's default chain at temperature 1). */
 static void test_with_model(void) {
     const char *path = test_model_path();
     if (!path) { test_skip("no model (SLM_TEST_MODEL)"); return; }
@@ -226,6 +227,7 @@ static void test_with_model(void) {
     int n_mask = 0;
     for (int d = 0; d < 6; d++) {
         sp.seed = (uint64_t)d;
+        if (d == 3) slm_sampler_default_params(&sp), sp.temperature = 1.0f; /* top-k 40: the candidate scan after a refusal */
         slm_sampler *s;
         CHECK(slm_sampler_new(&sp, nv, &s) == SLM_OK);
         slm_grammar_reset(g);

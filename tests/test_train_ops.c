@@ -2,13 +2,13 @@
  * against a naive double product; every backward against central finite
  * differences of an independent double-precision forward written here; and
  * forward + backward against PyTorch's float64 autograd
- * (tests/fixtures/train/ops.txt, scripts/gen_train_fixtures.py). */
+ * (tests/fixtures/train/ops.txt, scripts/gen_train_fixtures.py). The whole
+ * model is checked in test_train_engine.c. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ops/ops.h"
 #include "testlib.h"
@@ -16,8 +16,6 @@
 #include "train/dequant.h"
 #include "train/gemm.h"
 #include "train/ops_train.h"
-#include "train/trainer.h"
-#include "slm.h"
 
 static uint64_t rng = 0x1234567ull;
 static double urand(void) {   /* [-1, 1) */
@@ -529,201 +527,6 @@ static void test_fixtures(void) {
     } else CHECK(!"linear fixture");
 }
 
-/* ---- the engine on the real model ------------------------------------------------------ */
-
-static const char *TEXT =
-    "Once upon a time there was a small village by the sea. Every morning the fishermen went out in their "
-    "boats, and every evening they came back with their nets full of fish. The children ran along the beach.";
-
-/* loss of every position from slm's own inference path (precise: f32 activations) */
-static double session_loss(slm_model *m, const int32_t *tok, int n, const uint8_t *mask) {
-    slm_session_params sp = { 0 };
-    sp.n_ctx = n + 8;
-    sp.n_threads = 2;
-    sp.precise = true;
-    slm_session *s;
-    if (slm_session_new(m, &sp, &s)) return NAN;
-    double tot = NAN;
-    if (!slm_session_eval(s, tok, n, true)) {
-        const float *lg = slm_session_logits_all(s);
-        int V = slm_vocab_size(m);
-        tot = 0;
-        for (int i = 0; i + 1 < n; i++) {
-            if (mask && !mask[i + 1]) continue;
-            const float *z = lg + (size_t)i * V;
-            double mx = z[0], sum = 0;
-            for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
-            for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
-            tot += mx + log(sum) - z[tok[i + 1]];
-        }
-    }
-    slm_session_free(s);
-    return tot;
-}
-
-/* all LoRA gradients, concatenated */
-static float *lora_grads(slm_trainer *t, size_t *n) {
-    lora_adapter *ad = trainer_lora(t);
-    size_t tot = 0;
-    for (int i = 0; i < ad->n_layer * LORA_N_TARGETS; i++)
-        if (ad->mats[i].a) tot += (size_t)ad->mats[i].rank * (ad->mats[i].n_in + ad->mats[i].n_out);
-    float *g = malloc(tot * sizeof(float)), *p = g;
-    for (int l = 0; l < ad->n_layer; l++)
-        for (int k = 0; k < LORA_N_TARGETS; k++) {
-            const float *ga, *gb;
-            trainer_lora_grads(t, l, k, &ga, &gb);
-            if (!ga) continue;
-            const lora_mat *lm = &ad->mats[l * LORA_N_TARGETS + k];
-            memcpy(p, ga, (size_t)lm->rank * lm->n_in * 4); p += (size_t)lm->rank * lm->n_in;
-            memcpy(p, gb, (size_t)lm->rank * lm->n_out * 4); p += (size_t)lm->rank * lm->n_out;
-        }
-    *n = tot;
-    return g;
-}
-
-/* moves every LoRA parameter by step * (its gradient) / |gradient| */
-static void lora_move(slm_trainer *t, const float *g, double gnorm, double step) {
-    lora_adapter *ad = trainer_lora(t);
-    const float *p = g;
-    for (int i = 0; i < ad->n_layer * LORA_N_TARGETS; i++) {
-        lora_mat *lm = &ad->mats[i];
-        if (!lm->a) continue;
-        for (size_t k = 0; k < (size_t)lm->rank * lm->n_in; k++) lm->a[k] += (float)(step * *p++ / gnorm);
-        for (size_t k = 0; k < (size_t)lm->rank * lm->n_out; k++) lm->b[k] += (float)(step * *p++ / gnorm);
-    }
-}
-
-/* full fine-tuning: same forward as LoRA at init, gradient against the loss
- * along it, and the saved GGUF reads back with the same loss */
-static void test_model_full(slm_model *m, const int32_t *tok, const uint8_t *mask, int n, double l_init) {
-    train_params p;
-    train_default_params(&p);
-    p.full = true;
-    p.max_seq = 32;
-    p.n_threads = 2;
-    slm_trainer *t;
-    if (trainer_new(m, &p, &t)) { CHECKF(0, "full trainer: %s", slm_last_error()); return; }
-    double l0, lp, lm;
-    int ns;
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l0, &ns));
-    CHECKF(l0 == l_init, "full-mode loss %.9g, LoRA-mode loss %.9g", l0, l_init);
-    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
-    size_t np = trainer_n_params(t), nst = trainer_state_floats(t);
-    float *g = malloc(np * 4), *st = malloc(nst * 4);
-    memcpy(g, trainer_grad_data(t), np * 4);
-    int64_t step;
-    trainer_state_get(t, st, &step);
-    double gn = 0;
-    for (size_t i = 0; i < np; i++) gn += (double)g[i] * g[i];
-    gn = sqrt(gn);
-    double h = 1e-3;
-    for (int sgn = -1; sgn <= 1; sgn += 2) {
-        float *s2 = malloc(nst * 4);
-        memcpy(s2, st, nst * 4);
-        for (size_t i = 0; i < np; i++) s2[i] += (float)(sgn * h * g[i] / gn);
-        trainer_state_set(t, s2, step);
-        CHECK(!trainer_eval_loss(t, tok, mask, n, sgn > 0 ? &lp : &lm, &ns));
-        free(s2);
-    }
-    double fd = (lp - lm) / (2 * h);
-    printf("full: gradient norm %.6f, loss slope along the gradient %.6f\n", gn, fd);
-    CHECKF(fabs(fd - gn) < 0.01 * gn, "full gradient norm %.6f vs slope %.6f", gn, fd);
-    /* a step, then write and read back */
-    trainer_state_set(t, st, step);
-    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
-    double gnorm, l1;
-    CHECK(!trainer_step(t, ns, 1e-4f, 1.0f, &gnorm));
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l1, &ns));
-    CHECKF(l1 < l0, "full step: loss %.5f -> %.5f", l0, l1);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/slm_train_full_%d.gguf", (int)getpid());
-    CHECKF(!trainer_save_full(t, path), "save: %s", slm_last_error());
-    slm_model *m2;
-    if (!slm_model_open(path, &m2)) {
-        double l2 = session_loss(m2, tok, n, mask);
-        printf("full: loss after a step %.6f, the saved GGUF through slm inference %.6f\n", l1, l2);
-        CHECKF(fabs(l2 - l1) < 2e-5 * fabs(l1) + 1e-4, "saved model's loss %.6f vs trainer %.6f", l2, l1);
-        slm_model_close(m2);
-    } else CHECKF(0, "reopen %s: %s", path, slm_last_error());
-    remove(path);
-    free(g); free(st);
-    trainer_free(t);
-}
-
-static void test_model(void) {
-    const char *path = test_model_path();
-    if (!path) {
-        printf("note: no model (SLM_TEST_MODEL), the engine's whole-model checks did not run\n");
-        return;
-    }
-    slm_model *m;
-    if (slm_model_open(path, &m)) { CHECKF(0, "open %s: %s", path, slm_last_error()); return; }
-    slm_token *tok;
-    size_t nt;
-    CHECK(!slm_tokenize(m, TEXT, strlen(TEXT), true, false, &tok, &nt));
-    int n = (int)nt;
-    uint8_t *mask = calloc(n, 1);
-    for (int i = n / 2; i < n; i++) mask[i] = 1;
-    train_params p;
-    train_default_params(&p);
-    p.max_seq = 64;
-    p.rank = 4;
-    p.n_threads = 2;
-    slm_trainer *t, *tc;
-    CHECK(!trainer_new(m, &p, &t));
-    p.checkpoint = true;
-    CHECK(!trainer_new(m, &p, &tc));
-    /* 1. the forward's loss is the inference path's (B = 0 at init: the adapter adds nothing) */
-    double l_tr, l_ref = session_loss(m, tok, n, mask);
-    int ns;
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l_tr, &ns));
-    double l_init32;
-    CHECK(!trainer_eval_loss(t, tok, mask, n < 32 ? n : 32, &l_init32, &ns));
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l_tr, &ns));
-    printf("loss over %d tokens: trainer %.6f, slm inference (precise) %.6f\n", ns, l_tr, l_ref);
-    CHECKF(fabs(l_tr - l_ref) < 2e-5 * fabs(l_ref) + 1e-4, "loss %.6f vs slm inference (precise) %.6f over %d", l_tr,
-           l_ref, ns);
-    /* 2. a non-zero B in both trainers, then gradients: checkpointing changes nothing */
-    lora_adapter *a1 = trainer_lora(t), *a2 = trainer_lora(tc);
-    uint64_t save = rng;
-    for (int i = 0; i < a1->n_layer * LORA_N_TARGETS; i++)
-        for (size_t k = 0; k < (size_t)a1->mats[i].n_out * a1->mats[i].rank; k++)
-            a1->mats[i].b[k] = a2->mats[i].b[k] = (float)(urand() * 0.01);
-    rng = save;
-    double l1, l2;
-    int n1, n2;
-    CHECK(!trainer_accumulate(t, tok, mask, n, &l1, &n1));
-    CHECK(!trainer_accumulate(tc, tok, mask, n, &l2, &n2));
-    size_t ng, ng2;
-    float *g = lora_grads(t, &ng), *g2 = lora_grads(tc, &ng2);
-    CHECK(l1 == l2 && ng == ng2 && memcmp(g, g2, ng * 4) == 0);
-    /* 3. the gradient against the loss: central difference along it */
-    double gn = 0;
-    for (size_t i = 0; i < ng; i++) gn += (double)g[i] * g[i];
-    gn = sqrt(gn);
-    double h = 2e-3, lp, lm;
-    lora_move(t, g, gn, h);
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &lp, &ns));
-    lora_move(t, g, gn, -2 * h);
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &lm, &ns));
-    lora_move(t, g, gn, h);
-    double fd = (lp - lm) / (2 * h);
-    printf("LoRA: gradient norm %.6f, loss slope along the gradient %.6f\n", gn, fd);
-    CHECKF(fabs(fd - gn) < 0.01 * gn, "LoRA gradient norm %.6f, loss slope along it %.6f", gn, fd);
-    /* 4. an optimizer step lowers the loss */
-    double gnorm, l3;
-    CHECK(!trainer_step(t, ns, 1e-3f, 1.0f, &gnorm));
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l3, &ns));
-    CHECKF(l3 < l1, "loss after a step %.5f, before %.5f", l3, l1);
-    free(g); free(g2);
-    trainer_free(t);
-    trainer_free(tc);
-    test_model_full(m, tok, mask, n < 32 ? n : 32, l_init32);
-    free(mask);
-    free(tok);
-    slm_model_close(m);
-}
-
 int main(void) {
     if (slm_pool_new(1, &pool1) || slm_pool_new(2, &pool2)) return 1;
     pack = malloc(2 * TG_PACK_FLOATS * sizeof(float));
@@ -737,7 +540,6 @@ int main(void) {
     const char *fpath = "tests/fixtures/train/ops.txt";
     CHECKF(load_fixtures(fpath), "cannot read %s (scripts/gen_train_fixtures.py ops writes it)", fpath);
     if (n_fx) test_fixtures();
-    test_model();
     for (int i = 0; i < n_fx; i++) free(fx[i].v);
     free(pack);
     slm_pool_free(pool1);

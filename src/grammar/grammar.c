@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "grammar/gbnf.h"
+#include "grammar/grammar_int.h"
 #include "grammar/matcher.h"
 #include "slm.h"
 
@@ -287,5 +288,6 @@ int slm_grammar_apply(slm_grammar *gr, float *logits) {
     return n_allowed;
 }
 
-/* For tests: the rule count and the matcher's state count. */
-int slm_grammar_debug_n_states(const slm_grammar *gr) { return gr ? gm_n_states(gr->m) : 0; }
+bool grammar_mask_cached(const slm_grammar *gr) {
+    return gr && !gr->ended && gr->state > 0 && gr->state < gr->cap_masks && gr->masks[gr->state];
+}

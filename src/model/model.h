@@ -79,8 +79,9 @@ struct slm_model {
  * (presence, type, shape) so that the forward pass never has to. */
 slm_status slm_model_bind(struct slm_model *m);
 
-/* Gives the output head a copy in this CPU's packed layout when the kernels
- * have one for its type (model_pack.c); frees it. */
+/* Copies every weight matrix (the output head and each layer's) whose type
+ * the kernels have a packed layout for into that layout (model_pack.c);
+ * frees the copies. */
 slm_status model_pack_weights(struct slm_model *m);
 void model_free_packed(struct slm_model *m);
 

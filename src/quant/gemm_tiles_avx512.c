@@ -87,6 +87,18 @@ static void prep_tokens(int kind, const uint8_t *x, size_t xs, int nt, int64_t b
         }
 }
 
+/* Every tile's end: NT rows of 16 sums (lanes masked by m) stored to out,
+ * or added to it after the first chunk of blocks. */
+static inline __attribute__((always_inline)) void store_tile(const int NT, const __m512 *acc, float *out, size_t os,
+                                                             __mmask16 m, bool first) {
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        float *o = out + (size_t)t * os;
+        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
 /* NT tokens (t0.. of the prepared set) x one packed group of 16 rows */
 static inline __attribute__((always_inline)) void tile(const int NT, const pack16 *p, int nb, const xblk *xg,
                                                        float *out, size_t os, __mmask16 m, bool first) {
@@ -111,12 +123,7 @@ static inline __attribute__((always_inline)) void tile(const int NT, const pack1
         for (int t = 0; t < NT; t++)
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dw, _mm512_set1_ps(xg[b].dx[t])), acc[t]);
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) {
-        float *o = out + (size_t)t * os;
-        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
-        _mm512_mask_storeu_ps(o, m, v);
-    }
+    store_tile(NT, acc, out, os, m, first);
 }
 
 /* Per-thread scratch, allocated on a thread's first prompt tile and freed
@@ -145,7 +152,7 @@ static uint8_t *tile_scratch(void) {
 }
 
 /* Rows too few tokens for tiles, or no scratch: one-row kernels per token. */
-static void gemm_by_rows(uint32_t type, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
+static inline __attribute__((always_inline)) void gemm_by_rows(uint32_t type, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ntok,
                          int64_t n, float *out, size_t os) {
     for (int t = 0; t < ntok; t++) slm_vec_dot_rows(type, w, ws, nrows, x + (size_t)t * xs, n, out + (size_t)t * os);
 }
@@ -341,21 +348,21 @@ static inline __attribute__((always_inline)) void tile_k(const int NT, const pac
             acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(xg[b].dx[t]), acc[t]);
         }
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) {
-        float *o = out + (size_t)t * os;
-        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
-        _mm512_mask_storeu_ps(o, m, v);
-    }
+    store_tile(NT, acc, out, os, m, first);
 }
 
-static void gemm_q4_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
-                      float *out, size_t os) {
-    const uint8_t *w = rows, *x = xq;
-    uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
-    if (!scr) { gemm_by_rows(SLM_T_Q4_K, w, ws, nrows, x, xs, ntok, n, out, os); return; }
-    GEMM_TILES(packk, xblkk, KCHK, QK_K, prep_k, pack_q4k, tile_k);
-}
+/* A K-quant type's entry point: below K_MIN_TOK tokens (or without scratch)
+ * the one-row kernels, else GEMM_TILES with its pack and tile. */
+#define GEMM_K(NAME, TYPE, PT, PACK, TILE)                                                                       \
+    static void NAME(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,     \
+                     float *out, size_t os) {                                                                    \
+        const uint8_t *w = rows, *x = xq;                                                                        \
+        uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();                                                 \
+        if (!scr) { gemm_by_rows(TYPE, w, ws, nrows, x, xs, ntok, n, out, os); return; }                         \
+        GEMM_TILES(PT, xblkk, KCHK, QK_K, prep_k, PACK, TILE);                                                   \
+    }
+
+GEMM_K(gemm_q4_k, SLM_T_Q4_K, packk, pack_q4k, tile_k)
 
 /* ---- Q6_K x Q8_K ----
  *
@@ -447,21 +454,10 @@ static inline __attribute__((always_inline)) void tile_6(const int NT, const pac
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(xg[b].dx[t]), acc[t]);
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) {
-        float *o = out + (size_t)t * os;
-        __m512 v = first ? acc[t] : _mm512_add_ps(acc[t], _mm512_maskz_loadu_ps(m, o));
-        _mm512_mask_storeu_ps(o, m, v);
-    }
+    store_tile(NT, acc, out, os, m, first);
 }
 
-static void gemm_q6_k(const void *rows, size_t ws, int nrows, const void *xq, size_t xs, int ntok, int64_t n,
-                      float *out, size_t os) {
-    const uint8_t *w = rows, *x = xq;
-    uint8_t *scr = ntok < K_MIN_TOK ? NULL : tile_scratch();
-    if (!scr) { gemm_by_rows(SLM_T_Q6_K, w, ws, nrows, x, xs, ntok, n, out, os); return; }
-    GEMM_TILES(pack6, xblkk, KCHK, QK_K, prep_k, pack_q6k, tile_6);
-}
+GEMM_K(gemm_q6_k, SLM_T_Q6_K, pack6, pack_q6k, tile_6)
 
 _Static_assert(sizeof(pack16) <= SCRATCH_PACK && sizeof(packk) <= SCRATCH_PACK && sizeof(pack6) <= SCRATCH_PACK,
                "pack scratch");

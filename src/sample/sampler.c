@@ -42,6 +42,7 @@
  * NaN logits are treated as -inf. If the best logit is +inf or every logit is
  * -inf/NaN, the result is the argmax (lowest id among the best). */
 #include "base/status.h"
+#include "grammar/grammar_int.h"
 #include "sample/sample_math.h"
 #include "slm.h"
 
@@ -73,6 +74,7 @@ struct slm_sampler {
     int n_seen;
     cand *cand;      /* n_vocab (or top_k) candidates */
     slm_grammar *grammar; /* borrowed; NULL: unconstrained */
+    cand *gcand;     /* with a grammar and top-k: the best candidates checked after a refusal */
     double *bsum;    /* per block of BLOCK tokens: sum of the weights (top-k off) */
     double hist[4][HIST_BUCKETS]; /* 4 interleaved copies: no store-to-load chain */
     float wblk[BLOCK];
@@ -193,6 +195,7 @@ slm_status slm_sampler_new(const slm_sampler_params *p, int n_vocab, slm_sampler
 void slm_sampler_free(slm_sampler *s) {
     if (!s) return;
     free(s->cand);
+    free(s->gcand);
     free(s->bsum);
     free(s->ring);
     free(s->stamp);
@@ -358,8 +361,7 @@ static slm_token finish(slm_sampler *s, int n, float m, float inv_t, double z) {
 /* The k best (logit desc, id asc) into s->cand, sorted; returns how many. A
  * min-heap holds the best so far; blocks of 32 whose maximum cannot beat the
  * heap's worst are skipped after a cheap scan. */
-static int select_top_k(slm_sampler *s, const float *logits, int k) {
-    cand *c = s->cand;
+static int select_top_k_into(slm_sampler *s, const float *logits, int k, cand *c) {
     const int nv = s->n_vocab;
     int n = 0;
     float thr = -INFINITY; /* the heap's worst logit once it is full */
@@ -413,16 +415,50 @@ void slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g) {
 }
 
 /* With a grammar: the token is drawn as usual and kept when the grammar
- * allows it (the common case, one token check); otherwise the refused tokens
- * are masked and the chain runs again over the allowed ones (as llama.cpp's
- * sampler does). With no truncation (top-k, top-p, min-p off) the result is
- * exactly a draw from the softmax restricted to the allowed tokens. */
+ * allows it (the common case, one token check); otherwise the chain runs
+ * again over the allowed tokens only: with top-k on, over the k best allowed
+ * ones when the best GRAMMAR_SCAN tokens hold them, else over the logits
+ * with every refused token masked (as llama.cpp's sampler does). With no
+ * truncation (top-k, top-p, min-p off) the result is exactly a draw from the
+ * softmax restricted to the allowed tokens. */
+static int select_top_k(slm_sampler *s, const float *logits, int k) {
+    return select_top_k_into(s, logits, k, s->cand);
+}
+
+#define GRAMMAR_TOPK_MAX 256   /* larger top-k: the mask decides */
+#define GRAMMAR_SCAN 128       /* candidates checked one by one before masking (at least 2 k) */
+
+/* After a refusal with top-k on (and no mask cached for the state): the
+ * chain over the allowed tokens keeps the k best allowed ones, so when the
+ * best max(2k, GRAMMAR_SCAN) tokens hold k allowed ones, those are exactly its
+ * candidates (same order, ties by id) and no mask is needed: inside a JSON
+ * string, where nearly every token is allowed, this spares a walk over the
+ * whole vocabulary. -2: fewer than k among them; the mask decides. */
+static slm_token draw_allowed_top_k(slm_sampler *s, const float *logits) {
+    const int k = s->p.top_k;
+    const float inv_t = 1.0f / s->p.temperature;
+    if (k > GRAMMAR_TOPK_MAX || !isfinite(inv_t)) return -2;
+    int m = k * 2 > GRAMMAR_SCAN ? k * 2 : GRAMMAR_SCAN;
+    if (m > s->n_vocab) m = s->n_vocab;
+    if (!s->gcand && !(s->gcand = malloc((size_t)m * sizeof *s->gcand))) return -2;
+    int n = select_top_k_into(s, logits, m, s->gcand), got = 0;
+    for (int i = 0; i < n && got < k; i++)
+        if (slm_grammar_allows(s->grammar, s->gcand[i].id)) s->cand[got++] = s->gcand[i];
+    if (got < k) return -2;
+    float mx = s->cand[0].logit;
+    if (!isfinite(mx)) return s->cand[0].id;
+    return finish(s, got, mx, inv_t, 0.0);
+}
+
 slm_token slm_sampler_sample(slm_sampler *s, float *logits) {
     if (!s || !logits) return -1; /* a caller bug: no token */
     if (penalty_on(s)) apply_penalty(s, logits);
     if (s->count) apply_counts(s, logits);
     slm_token t = draw(s, logits);
     if (!s->grammar || slm_grammar_allows(s->grammar, t)) return t;
+    if (top_k_on(s) && s->p.temperature > 0.0f && !grammar_mask_cached(s->grammar) &&
+        (t = draw_allowed_top_k(s, logits)) != -2)
+        return t;
     if (slm_grammar_apply(s->grammar, logits) == 0) return -1;
     t = draw(s, logits);
     return slm_grammar_allows(s->grammar, t) ? t : -1;

@@ -66,7 +66,7 @@ const char *slm_spec_kind_name(slm_spec_kind kind) {
 
 slm_status slm_spec_new(const slm_model *model, slm_session *s, const slm_spec_params *p, slm_spec **out) {
     *out = NULL;
-    slm_spec_params q = p ? *p : (slm_spec_params){ .kind = SLM_SPEC_MIXED };
+    slm_spec_params q = p ? *p : (slm_spec_params){ .kind = SLM_SPEC_NGRAM };
     if ((unsigned)q.kind > SLM_SPEC_MIXED) return slm_fail(SLM_ERR_INVALID_ARG, "unknown speculative kind %d", q.kind);
     if (q.max_draft == 0) q.max_draft = 8;
     if (q.ngram_min == 0) q.ngram_min = 2;

@@ -17,6 +17,7 @@ typedef struct {
 } tokbuf;
 
 static bool tb_add(tokbuf *b, const int32_t *t, size_t n, uint8_t scored) {
+    if (n == 0) return true;
     if (n > (size_t)(1 << 28) || (size_t)b->n + n > (size_t)(1 << 28)) return false;
     if (b->n + (int)n > b->cap) {
         int cap = b->cap ? b->cap : 256;

@@ -40,8 +40,8 @@ static fingerprint fp_of(const slm_finetune *f) {
     return x;
 }
 
-static bool wr(FILE *fp, const void *p, size_t n) { return fwrite(p, 1, n, fp) == n; }
-static bool rd(FILE *fp, void *p, size_t n) { return fread(p, 1, n, fp) == n; }
+static bool wr(FILE *fp, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, fp) == n; }
+static bool rd(FILE *fp, void *p, size_t n) { return n == 0 || fread(p, 1, n, fp) == n; }
 
 static char *path_in(const char *dir, const char *name) {
     char *p = malloc(strlen(dir) + strlen(name) + 2);

@@ -118,13 +118,22 @@ static void block_kernels(int mc, int nc, int kc, float alpha, const float *pa, 
     tg_ukernel_fn kern = g_kernel;
     /* the B micro-panel (kc x NR) stays in L1 while the A panels stream
      * from L2 (measured faster here than the other way round) */
+    int n_ir = (mc + TG_MR - 1) / TG_MR;
+    size_t lines = (size_t)kc * TG_NR / 16, per = (lines + n_ir - 1) / n_ir;
     for (int jr = 0; jr < nc; jr += TG_NR) {
         int nr = nc - jr < TG_NR ? nc - jr : TG_NR;
         const float *bp = pb + (size_t)jr * kc;
+        /* the next B micro-panel comes from memory (a weight packed ahead is
+         * megabytes): fetch a share of it during each kernel of this one */
+        const float *next = jr + TG_NR < nc ? bp + (size_t)TG_NR * kc : NULL;
         for (int ir = 0; ir < mc; ir += TG_MR) {
             int mr = mc - ir < TG_MR ? mc - ir : TG_MR;
             const float *ap = pa + (size_t)ir * kc;
             float *cc = c + (size_t)ir * ldc + jr;
+            if (next) {
+                size_t l0 = (size_t)(ir / TG_MR) * per, l1 = l0 + per < lines ? l0 + per : lines;
+                for (size_t l = l0; l < l1; l++) __builtin_prefetch(next + l * 16, 0, 3);
+            }
             if (mr == TG_MR && nr == TG_NR) {
                 kern(kc, alpha, ap, bp, cc, ldc, ac);
             } else {

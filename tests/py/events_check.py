@@ -233,7 +233,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         a, b, c = (os.path.join(tmp, x) for x in "abc")
         run = lambda out, seed, n: subprocess.run(  # noqa: E731
-            [sys.executable, GEN, "--out", out, "--seed", str(seed), "--train", str(n), "--val", "50", "--test", "200"],
+            [sys.executable, GEN, "--out", out, "--seed", str(seed), "--train", str(n), "--val", "200", "--test", "200"],
             check=True, stdout=subprocess.DEVNULL)
         run(a, 20261207, 3000)
         run(b, 20261207, 3000)

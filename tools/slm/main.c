@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     const char *kern = getenv("SLM_KERNELS");  /* e.g. SLM_KERNELS=scalar to compare kernels */
     if (kern && *kern && slm_cpu_set_kernels(kern)) fprintf(stderr, "slm: SLM_KERNELS: %s\n", slm_last_error());
-    const char *repack = getenv("SLM_REPACK"); /* SLM_REPACK=0: keep the head as stored */
+    const char *repack = getenv("SLM_REPACK"); /* SLM_REPACK=0: keep the weights as stored */
     if (repack && !strcmp(repack, "0")) slm_cpu_set_repack(false);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
