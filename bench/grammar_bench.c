@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
             p.seed = (uint64_t)r;
             slm_sampler *smp;
             slm_sampler_new(&p, slm_vocab_size(m), &smp);
-            if (mode) { slm_grammar_reset(g); slm_sampler_set_grammar(smp, g); }
+            if (mode) { slm_grammar_reset(g); if (slm_sampler_set_grammar(smp, g)) return 1; }
             slm_session_truncate(s, 0);
             if (slm_session_eval(s, pt, (int)np, false)) { fprintf(stderr, "%s\n", slm_last_error()); return 1; }
             for (int i = 0; i < N; i++) {

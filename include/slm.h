@@ -199,12 +199,13 @@ bool slm_grammar_must_end(const slm_grammar *g);
 /* An end-of-generation token has been accepted. */
 bool slm_grammar_ended(const slm_grammar *g);
 
-/* Attaches a grammar (borrowed; NULL detaches). slm_sampler_sample then
+/* Attaches a grammar (borrowed; NULL detaches); SLM_ERR_INVALID_ARG when it
+ * was built without a model or for a vocabulary of another size. slm_sampler_sample then
  * returns only tokens the grammar allows: it samples as usual and, when the
  * grammar refuses the token, masks the refused tokens and samples again
  * from the same (penalised) logits. It returns -1 when no token fits. The
  * caller advances the grammar with slm_grammar_accept. */
-void slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g);
+slm_status slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g);
 
 /* ---- speculative decoding ------------------------------------------------ */
 

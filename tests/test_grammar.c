@@ -231,7 +231,14 @@ static void test_with_model(void) {
         slm_sampler *s;
         CHECK(slm_sampler_new(&sp, nv, &s) == SLM_OK);
         slm_grammar_reset(g);
-        slm_sampler_set_grammar(s, g);
+        CHECK(slm_sampler_set_grammar(s, g) == SLM_OK);
+        if (d == 0) { /* a grammar without the model's vocabulary is refused */
+            slm_grammar *g0;
+            CHECK(slm_grammar_new(NULL, "root ::= \"a\"", 12, &g0) == SLM_OK);
+            CHECK(slm_sampler_set_grammar(s, g0) == SLM_ERR_INVALID_ARG);
+            slm_grammar_free(g0);
+            CHECK(slm_sampler_set_grammar(s, g) == SLM_OK);
+        }
         char text[4096];
         size_t tl = 0;
         for (int step = 0; step < 300; step++) {

@@ -288,6 +288,8 @@ int slm_grammar_apply(slm_grammar *gr, float *logits) {
     return n_allowed;
 }
 
+int grammar_n_vocab(const slm_grammar *gr) { return gr && gr->off ? gr->n_vocab : 0; }
+
 bool grammar_mask_cached(const slm_grammar *gr) {
     return gr && !gr->ended && gr->state > 0 && gr->state < gr->cap_masks && gr->masks[gr->state];
 }

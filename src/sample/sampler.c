@@ -410,8 +410,13 @@ static inline void hist_add(double *hist, float l, float m, float inv_t, float w
  * min-p and the draw. Reads the logits only. */
 static slm_token draw(slm_sampler *s, const float *logits);
 
-void slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g) {
-    if (s) s->grammar = g;
+slm_status slm_sampler_set_grammar(slm_sampler *s, slm_grammar *g) {
+    if (!s) return slm_fail(SLM_ERR_INVALID_ARG, "slm_sampler_set_grammar: no sampler");
+    if (g && grammar_n_vocab(g) != s->n_vocab)
+        return slm_fail(SLM_ERR_INVALID_ARG, "slm_sampler_set_grammar: the grammar was built for %d tokens, the sampler has %d",
+                        grammar_n_vocab(g), s->n_vocab);
+    s->grammar = g;
+    return SLM_OK;
 }
 
 /* With a grammar: the token is drawn as usual and kept when the grammar

@@ -271,9 +271,6 @@ static void layer_bwd(slm_trainer *t, int il, int T, const float *x, const tr_ac
     /* the first layer's input gradient only feeds the (frozen) embeddings in LoRA mode */
     bool need_dx = t->p.full || il > 0;
     float *dx = need_dx ? t->dxn : NULL;
-    const float *qlin = ar->qk_norm ? a->qlin : a->q, *klin = ar->qk_norm ? a->klin : a->k;
-    (void)qlin;
-    (void)klin;
     lin_bwd(t, il, LORA_Q, a->xn1, T, t->dq, dx, false, a->xa[LORA_Q], L->vec[V_BQ].g);
     lin_bwd(t, il, LORA_K, a->xn1, T, t->dk, dx, true, a->xa[LORA_K], L->vec[V_BK].g);
     lin_bwd(t, il, LORA_V, a->xn1, T, t->dv, dx, true, a->xa[LORA_V], L->vec[V_BV].g);

@@ -161,7 +161,7 @@ static void bind_params(slm_trainer *t) {
             }
         return;
     }
-#define MASTER(ptr, base, out_w, out_g)                                                        \
+#define MASTER(ptr, out_w, out_g)                                                        \
     do {                                                                                       \
         int gi_ = tensor_of(f, ptr), s_ = seg_of_tensor(t, gi_);                               \
         const gguf_tensor *gt_ = &f->tensors[gi_];                                             \
@@ -172,16 +172,16 @@ static void bind_params(slm_trainer *t) {
         out_g = t->grad + o_;                                                                  \
     } while (0)
     tr_w *ws[2] = { &t->embd, &t->head };
-    for (int i = 0; i < 2; i++) MASTER(ws[i]->mat->data, 0, ws[i]->f32, ws[i]->grad);
+    for (int i = 0; i < 2; i++) MASTER(ws[i]->mat->data, ws[i]->f32, ws[i]->grad);
     float *w_, *g_;
-    MASTER(t->out_norm.w, 0, w_, g_);
+    MASTER(t->out_norm.w, w_, g_);
     t->out_norm = (tr_v){ w_, g_ };
     for (int il = 0; il < c->n_layer; il++) {
         tr_layer *L = &t->layers[il];
-        for (int i = 0; i < LORA_N_TARGETS; i++) MASTER(L->lin[i].mat->data, 0, L->lin[i].f32, L->lin[i].grad);
+        for (int i = 0; i < LORA_N_TARGETS; i++) MASTER(L->lin[i].mat->data, L->lin[i].f32, L->lin[i].grad);
         for (int i = 0; i < V_N; i++) {
             if (!L->vec[i].w) continue;
-            MASTER(L->vec[i].w, 0, w_, g_);
+            MASTER(L->vec[i].w, w_, g_);
             L->vec[i] = (tr_v){ w_, g_ };
         }
     }

@@ -68,6 +68,9 @@ int cli_grammar_open(cli_engine *e, const cli_gen_opts *o) {
         fprintf(stderr, "slm: %s%s%s\n", file ? file : "", file ? ": " : "", slm_last_error());
         return 1;
     }
-    slm_sampler_set_grammar(e->sampler, e->grammar);
+    if (slm_sampler_set_grammar(e->sampler, e->grammar)) {
+        fprintf(stderr, "slm: %s\n", slm_last_error());
+        return 1;
+    }
     return 0;
 }
