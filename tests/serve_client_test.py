@@ -153,6 +153,93 @@ for what, method, path, body, want in cases:
 st, data = raw(MAIN, "GET", "/", None)
 check(st == 200 and b"<html" in data and b"/v1/chat/completions" in data, "GET / serves the chat page")
 
+# ---- response_format: JSON Schema and JSON objects (the grammar engine) --------------
+import jsonschema
+
+PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "pets"],
+          "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 20},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                         "pets": {"type": "array", "maxItems": 3, "items": {"enum": ["cat", "dog", "fish"]}}}}
+RF_SCHEMA = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+PERSON_ASK = [{"role": "user", "content": "Tell me a short story about a dragon."}]  # nothing asks for JSON
+
+
+def valid_person(s):
+    try:
+        jsonschema.validate(json.loads(s), PERSON)
+        return True
+    except Exception:
+        return False
+
+
+# several seeds at temperature 1 at once: each slot has its own grammar state
+seeds = [1, 2] if LIGHT else [1, 2, 3, 4]
+outs = {}
+def person(seed):
+    try:
+        r = client(MAIN).chat.completions.create(model="x", messages=PERSON_ASK, max_tokens=120, temperature=1,
+                                                 seed=seed, response_format=RF_SCHEMA)
+        outs[seed] = (r.choices[0].message.content, r.choices[0].finish_reason)
+    except Exception as e:
+        outs[seed] = (repr(e), None)
+ths = [threading.Thread(target=person, args=(sd,)) for sd in seeds]
+for t in ths: t.start()
+for t in ths: t.join()
+for sd in seeds:
+    txt, fin = outs[sd]
+    check(fin == "stop" and valid_person(txt), f"json_schema, temperature 1, seed {sd}: valid against the schema ({fin}): {txt!r}")
+
+# streaming: the pieces join into a valid document
+try:
+    chunks = list(cl.chat.completions.create(model="x", messages=PERSON_ASK, max_tokens=120, temperature=1, seed=9,
+                                             stream=True, response_format=RF_SCHEMA))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    fins = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+except openai.APIError as e:
+    streamed, fins = repr(e), []
+check(fins == ["stop"] and valid_person(streamed), f"json_schema, streamed: valid ({fins}): {streamed!r}")
+
+# json_object on /v1/completions, with a prompt that asks for prose
+try:
+    r = cl.completions.create(model="x", prompt="Once upon a time", max_tokens=120, temperature=1, seed=5,
+                              extra_body={"response_format": {"type": "json_object"}})
+    txt, fin = r.choices[0].text, r.choices[0].finish_reason
+except openai.APIError as e:
+    txt, fin = repr(e), None
+try:
+    obj = json.loads(txt)
+except Exception:
+    obj = None
+check(isinstance(obj, dict) and fin == "stop", f"json_object on completions: one JSON object ({fin}): {txt!r}")
+# a document cut by max_tokens is finish_reason "length"
+try:
+    r = cl.chat.completions.create(model="x", messages=PERSON_ASK, max_tokens=3, temperature=0,
+                                   response_format={"type": "json_object"})
+    txt, fin = r.choices[0].message.content, r.choices[0].finish_reason
+except openai.APIError as e:
+    txt, fin = repr(e), None
+check(fin == "length" and txt.startswith("{"), f"json_object cut by max_tokens: finish_reason length: {txt!r}")
+# text and null are free text
+r = cl.chat.completions.create(model="x", messages=USER, max_tokens=16, temperature=0, response_format={"type": "text"})
+check(r.choices[0].message.content == text, "response_format text: the plain answer")
+
+def expect_400(what, body, needle):
+    st, data = raw(MAIN, "POST", "/v1/chat/completions", json.dumps(dict(messages=USER, max_tokens=4, **body)))
+    ok = st == 400 and is_error_object(data)
+    msg = json.loads(data)["error"]["message"] if ok else data[:200]
+    check(ok and needle in msg and json.loads(data)["error"]["param"] == "response_format", f"{what}: {st}: {msg}")
+
+expect_400("a schema the converter refuses", {"response_format": {"type": "json_schema", "json_schema": {
+    "name": "x", "schema": {"type": "object", "patternProperties": {"^a": {}}}}}}, "patternProperties")
+expect_400("a schema no document satisfies", {"response_format": {"type": "json_schema", "json_schema": {
+    "name": "x", "schema": {"type": "integer", "minimum": 5, "maximum": 2}}}}, "minimum")
+expect_400("an unknown response_format type", {"response_format": {"type": "yaml"}}, "yaml")
+expect_400("response_format not an object", {"response_format": "json"}, "object")
+expect_400("json_schema without its object", {"response_format": {"type": "json_schema"}}, "json_schema")
+expect_status(openai.BadRequestError, "bad schema through the client", lambda: cl.chat.completions.create(
+    model="x", messages=USER, response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "string", "pattern": "(a"}}}))
+
 # ---- bad clients while another client is being served ------------------------------
 bg = {}
 def long_stream():

@@ -16,20 +16,26 @@
  *   3. Full fine-tuning: the base model's loss on seq0, and the gradients of
  *      a few base weights (norm weights, ffn_down rows, tied embedding rows).
  *
- * Tolerances (measured spreads in docs/TRAINING.md, "Correctness"):
- *   LOSS_TOL  relative, summed loss. torch f32 vs f64: ~1e-6. A wrong scale,
- *             norm or mask moves it by percents.
- *   GRAD_TOL  relative L2 per gradient tensor. torch f32 vs f64: ~1e-4 for
- *             most tensors; a few A-gradients of tiny norm reach ~1e-3. A
- *             missing term (a sign, a transpose, the alpha/r scale, a
- *             dropped residual branch) gives O(1).
- *   CURVE_TOL absolute, nats, on the mean loss of each of the 20 steps.
- *             Adam divides by sqrt(v): at the first steps a parameter moves
- *             by ~lr whatever the size of its gradient, so tiny gradients of
- *             uncertain sign move differently under other rounding; torch
- *             f32 vs f64 drifts by ~1e-4 over the curve. The curve itself
- *             falls by whole nats, so a wrong moment, bias correction or
- *             learning rate is far outside.
+ * Tolerances (measured spreads in docs/TRAINING.md, "Correctness"; "torch
+ * f32" = plain float32 HF against the float64 reference, as the fixture
+ * header records it; "slm" = this test, Release, AVX-512):
+ *   LOSS_TOL  relative, summed loss. torch f32: 6.6e-6; slm: 4e-7. A wrong
+ *             scale, norm or mask moves it by percents.
+ *   GRAD_TOL  relative L2 per gradient tensor. torch f32: median 1.9e-4,
+ *             worst 6.8e-4 (an ordinary f32 implementation lands there);
+ *             slm: <= 1e-5. A wrong GELU derivative constant (3c -> c) gave
+ *             4-7e-2, a sign flip in the RMSNorm backward 1e10.
+ *   CURVE64_TOL, NORM64_TOL: the first 3 AdamW steps against the float64
+ *             run, absolute nats / relative. torch f32: 4.4e-5 / 5.3e-5;
+ *             slm: 1.6e-6 / 1e-7. Here an optimizer bug (learning rate,
+ *             moments, bias correction) shows at once.
+ *   CURVE_TOL, NORM_TOL: all 20 steps against the float32 HF curve (the
+ *             float64 one was not run that far: 5x the CPU). lr 1e-3 on 3
+ *             sequences drives the loss from 3.86 to 0.05 through a spike
+ *             at step 12 (0.31 -> 1.79); past it both f32 runs amplify
+ *             their own rounding: slm vs torch f32 differs by 2.8e-3 nats
+ *             there and 3 % in the gradient norm of the nearly memorised
+ *             late steps. Bounds: 1e-2 nats, 10 %.
  * SLM_TEST_LIGHT (the sanitizer builds): part 1 and three steps of part 2;
  * no full fine-tuning (it holds f32 copies and moments of every weight). */
 #include <math.h>
@@ -46,8 +52,10 @@
 #define FIXTURE "tests/fixtures/train/gemma3_lora.txt"
 #define LOSS_TOL 2e-5
 #define GRAD_TOL 1e-3
-#define CURVE_TOL 2e-3
-#define NORM_TOL 5e-3
+#define CURVE_TOL 1e-2
+#define NORM_TOL 0.1
+#define CURVE64_TOL 1e-4
+#define NORM64_TOL 1e-3
 
 /* ---- fixture: records "tensor <name> <ndim> <dims...>" + one line of values */
 typedef struct {
@@ -274,7 +282,7 @@ static void check_curve(const struct slm_model *m, const sequence *seqs, int max
     if (trainer_new(m, &p, &t) != SLM_OK) { CHECKF(0, "trainer_new: %s", slm_last_error()); return; }
     set_init(trainer_lora(t));
     int steps = light && cl->n > 3 ? 3 : (int)cl->n;
-    double worst = 0, worst_norm = 0, first = 0, last = 0, worst64 = 0;
+    double worst = 0, worst_norm = 0, first = 0, last = 0, worst64 = 0, worst64n = 0;
     const fx_tensor *c64 = fx_get("curve.loss_f64"), *g64 = fx_get("curve.grad_norm_f64");
     printf("curve (step: loss, reference):");
     for (int s = 0; s < steps; s++) {
@@ -296,13 +304,15 @@ static void check_curve(const struct slm_model *m, const sequence *seqs, int max
         if (c64 && g64 && (size_t)s < c64->n && (size_t)s < g64->n) {   /* the float64 run's first steps */
             double d64 = fabs(mean - c64->v[s]), dn64 = fabs(gn - g64->v[s]) / g64->v[s];
             if (d64 > worst64) worst64 = d64;
-            CHECKF(d64 <= CURVE_TOL, "step %d: mean loss %.6f, float64 reference %.6f", s, mean, c64->v[s]);
-            CHECKF(dn64 <= NORM_TOL, "step %d: gradient norm %.6g, float64 reference %.6g", s, gn, g64->v[s]);
+            if (dn64 > worst64n) worst64n = dn64;
+            CHECKF(d64 <= CURVE64_TOL, "step %d: mean loss %.6f, float64 reference %.6f", s, mean, c64->v[s]);
+            CHECKF(dn64 <= NORM64_TOL, "step %d: gradient norm %.6g, float64 reference %.6g", s, gn, g64->v[s]);
         }
     }
     printf("\ncurve: %d steps, worst |loss - reference| %.3g nats (tolerance %.0e), worst relative gradient "
-           "norm error %.3g (tolerance %.0e); first %d steps vs the float64 run: %.3g nats\n", steps, worst,
-           CURVE_TOL, worst_norm, NORM_TOL, c64 ? (int)c64->n : 0, worst64);
+           "norm error %.3g (tolerance %.0e); first %d steps vs the float64 run: %.3g nats, gradient norm %.3g "
+           "(tolerances %.0e, %.0e)\n", steps, worst, CURVE_TOL, worst_norm, NORM_TOL, c64 ? (int)c64->n : 0,
+           worst64, worst64n, CURVE64_TOL, NORM64_TOL);
     /* training must actually lower the loss (the reference's falls by nats) */
     if (steps >= 20) CHECKF(last < first - 0.5, "loss %.4f after %d steps, %.4f at the start", last, steps, first);
     trainer_free(t);

@@ -1,6 +1,3 @@
-/* HELPER NOTE (removed by the lead before commit): the working rules for this
- * task are in /tmp/common.md — read them now (no git commits, -j2, own build
- * dir, final report by 20:40 at the latest). */
 /* The training engine's contract (implemented in src/train/, used by the
  * finetune tool, the adapter writer and later by distill/prune).
  *

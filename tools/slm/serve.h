@@ -23,6 +23,7 @@ typedef struct serve_job {
     slm_token *prompt;
     int n_prompt, max_tokens;
     slm_sampler *sampler;
+    slm_grammar *grammar;     /* response_format: attached to sampler, owned; NULL: free text */
     char *stop[SERVE_MAX_STOP];
     int n_stop;
     bool ignore_eos;

@@ -103,9 +103,29 @@ int api_start(serve_config *cfg, serve_kind kind, const char *body, size_t len, 
         serve_request_free(&r);
         return refuse(400, err_json, err, NULL, NULL);
     }
+    /* response_format: this request's own grammar (its parser state is the
+     * slot's), attached to its sampler; the job frees it */
+    slm_grammar *gram = NULL;
+    if (r.response_schema) {
+        st = slm_grammar_new_json_schema(cfg->model, r.response_schema, strlen(r.response_schema), &gram);
+        if (!st) st = slm_sampler_set_grammar(smp, gram);
+        if (st) {
+            snprintf(err, sizeof err, "response_format: %s", slm_last_error());
+            slm_grammar_free(gram);
+            slm_sampler_free(smp);
+            free(toks);
+            serve_request_free(&r);
+            return refuse(st == SLM_ERR_NOMEM ? 503 : 400, err_json, err, "response_format", NULL);
+        }
+    }
     serve_job *j = job_new(toks, (int)n_toks, max_tokens, smp, r.stop, r.n_stop,
                            serve_now_ms() + cfg->request_timeout_s * 1e3);
-    if (j) j->ignore_eos = r.ignore_eos;
+    if (j) {
+        j->ignore_eos = r.ignore_eos;
+        j->grammar = gram;
+    } else {
+        slm_grammar_free(gram);
+    }
     g->kind = kind;
     g->stream = r.stream;
     g->include_usage = r.include_usage;

@@ -182,6 +182,48 @@ static int get_stop(perr *e, const cJSON *root, serve_request *r) {
     return 0;
 }
 
+/* response_format: {"type":"text"} (free text), {"type":"json_object"} (one
+ * JSON object), {"type":"json_schema","json_schema":{"name":...,"schema":
+ * {...},"strict":...}} (JSON valid against the schema; no schema: any JSON
+ * value). Whether the schema itself can be honoured is decided later, by the
+ * converter (serve_api.c). */
+static int get_response_format(perr *e, const cJSON *root, serve_request *r) {
+    const char *P = "response_format";
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, P);
+    if (!rf || cJSON_IsNull(rf)) return 0;
+    if (!cJSON_IsObject(rf)) return fail(e, P, "'response_format' must be an object");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsString(type)) return fail(e, P, "'response_format' needs a 'type' string (text, json_object or json_schema)");
+    const char *t = type->valuestring;
+    if (!strcmp(t, "text")) return 0;
+    if (!strcmp(t, "json_object")) {
+        if (!(r->response_schema = dup_str("{\"type\":\"object\"}"))) return fail(e, NULL, "out of memory");
+        return 0;
+    }
+    if (strcmp(t, "json_schema")) {
+        char q[64];
+        serve_quote(q, sizeof q, t, 40);
+        return fail(e, P, "unsupported response_format type '%s' (text, json_object or json_schema)", q);
+    }
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    if (!cJSON_IsObject(js)) return fail(e, P, "response_format 'json_schema' needs a 'json_schema' object");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+    if (name && !cJSON_IsNull(name) && !cJSON_IsString(name))
+        return fail(e, P, "'response_format.json_schema.name' must be a string");
+    const cJSON *strict = cJSON_GetObjectItemCaseSensitive(js, "strict");
+    if (strict && !cJSON_IsNull(strict) && !cJSON_IsBool(strict))
+        return fail(e, P, "'response_format.json_schema.strict' must be true or false");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    if (!schema || cJSON_IsNull(schema)) {
+        r->response_schema = dup_str("{}");
+    } else if (cJSON_IsObject(schema) || cJSON_IsBool(schema)) {
+        r->response_schema = cJSON_PrintUnformatted(schema);
+    } else {
+        return fail(e, P, "'response_format.json_schema.schema' must be a JSON Schema object");
+    }
+    return r->response_schema ? 0 : fail(e, NULL, "out of memory");
+}
+
 static int parse_fields(perr *e, const cJSON *root, serve_kind kind, const serve_request_limits *lim,
                         serve_request *r) {
     if (!cJSON_IsObject(root)) return fail(e, NULL, "the request body must be a JSON object");
@@ -219,7 +261,7 @@ static int parse_fields(perr *e, const cJSON *root, serve_kind kind, const serve
     if (get_int(e, root, "seed", -9007199254740992.0, 9007199254740992.0, &v, &r->seed_set)) return -1;
     if (r->seed_set) r->seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v;
     if (get_stop(e, root, r) || get_bool(e, root, "stream", &r->stream) ||
-        get_bool(e, root, "ignore_eos", &r->ignore_eos))
+        get_bool(e, root, "ignore_eos", &r->ignore_eos) || get_response_format(e, root, r))
         return -1;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -266,5 +308,6 @@ void serve_request_free(serve_request *r) {
     free(r->messages);
     free(r->prompt);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->response_schema);  /* cJSON_PrintUnformatted's, whose allocator is malloc here */
     memset(r, 0, sizeof *r);
 }

@@ -33,6 +33,9 @@ typedef struct serve_request {
     int n_stop;
     bool stream, include_usage;
     bool ignore_eos;              /* non-standard (as llama.cpp's server): generate max_tokens */
+    /* response_format: the JSON Schema the output must satisfy ("json_object":
+     * {"type":"object"}; "json_schema": its "schema", unformatted); NULL: free text */
+    char *response_schema;
 } serve_request;
 
 typedef struct serve_request_limits {

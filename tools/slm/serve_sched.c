@@ -75,6 +75,7 @@ void job_release(serve_job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
     slm_sampler_free(j->sampler);
+    slm_grammar_free(j->grammar);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
     free(j);
@@ -158,12 +159,23 @@ static void finish(serve_sched *s, int si, job_finish why, const char *msg) {
 static void take_token(serve_sched *s, int si, slm_token tok) {
     slot *sl = &s->slots[si];
     serve_job *j = sl->job;
+    if (j->grammar) {  /* response_format: the slot's own grammar state follows the tokens */
+        if (tok < 0) { finish(s, si, FINISH_ERROR, "no token of the vocabulary continues the response_format here"); return; }
+        if (slm_grammar_accept(j->grammar, tok)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "response_format: %s", slm_last_error());
+            finish(s, si, FINISH_ERROR, msg);
+            return;
+        }
+    }
     slm_sampler_accept(j->sampler, tok);
     if (j->t_first_ms == 0) {
         j->t_first_ms = serve_now_ms();
         metrics_ttft((j->t_first_ms - j->t_submit_ms) / 1e3);
     }
-    if (!j->ignore_eos && slm_token_is_eog(s->model, tok)) { finish(s, si, FINISH_STOP, NULL); return; }
+    /* with a grammar the end token is sampled only where the document is
+     * complete, and nothing can follow it: it ends even with ignore_eos */
+    if ((!j->ignore_eos || j->grammar) && slm_token_is_eog(s->model, tok)) { finish(s, si, FINISH_STOP, NULL); return; }
     char piece[256], out[256 + 8];
     size_t n = slm_token_to_bytes(s->model, tok, false, piece, sizeof piece);
     if (n > sizeof piece) n = 0;  /* no real token is this long */
@@ -181,6 +193,10 @@ static void take_token(serve_sched *s, int si, slm_token tok) {
         finish(s, si, FINISH_STOP, NULL);
         return;
     }
+    /* the document is complete and only the end token may follow: done (no
+     * step spent sampling it; a document finished on the last allowed token
+     * is not "length") */
+    if (j->grammar && slm_grammar_must_end(j->grammar)) { finish(s, si, FINISH_STOP, NULL); return; }
     if (j->n_gen >= j->max_tokens || slm_batch_n_past(s->batch, si) >= s->n_ctx) {
         finish(s, si, FINISH_LENGTH, NULL);
         return;
