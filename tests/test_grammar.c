@@ -57,6 +57,20 @@ static void test_parser(void) {
     CHECK(matches("root ::= x\nx ::= \"1\"\nx ::= \"2\"", "2") == 1);     /* last definition wins */
     CHECK(matches("root ::= (\"a\"?)* \"b\"", "aab") == 1);              /* nullable repetition: no hang */
     CHECK(matches("root ::= a\na ::= b\nb ::= a | \"z\"", "z") == 1);     /* tail cycle: no hang */
+    {   /* nested ambiguous repetitions: the stacks grow exponentially with the
+         * text; the matcher must refuse quickly and clearly, not run for minutes */
+        char gbnf[64] = "root ::= \"a\"", text[257];
+        for (int i = 0; i < 30; i++) strcat(gbnf, "+");
+        memset(text, 'a', 256);
+        text[256] = 0;
+        slm_grammar *g;
+        CHECK(slm_grammar_new(NULL, gbnf, strlen(gbnf), &g) == SLM_OK);
+        slm_status st = slm_grammar_accept_bytes(g, text, strlen(text));   /* ~0.1 s; minutes before the limit */
+        CHECKF(st == SLM_ERR_NOMEM && strstr(slm_last_error(), "too ambiguous"), "status %d, message '%s'", st,
+               slm_last_error());
+        slm_grammar_free(g);
+        CHECK(matches("root ::= \"a\"++", "aaaa") == 1);   /* a modest nesting still works */
+    }
     CHECK(matches("root ::= \"\"", "") == 1);
     /* errors, with positions */
     expect_error("", "empty grammar");

@@ -151,6 +151,13 @@ void slm_grammar_free(slm_grammar *gr) {
 }
 
 /* Keeps the matcher's tables within budget (they only grow otherwise). */
+/* The matcher failed: keep its message (too ambiguous) when it left one. */
+static slm_status matcher_failed(void) {
+    const char *e = slm_last_error();
+    if (strncmp(e, "grammar too ambiguous", 21) == 0) return SLM_ERR_NOMEM;
+    return slm_fail(SLM_ERR_NOMEM, "grammar: out of memory");
+}
+
 static void maybe_flush(slm_grammar *gr) {
     if (gm_bytes(gr->m) < MATCHER_BUDGET) return;
     drop_masks(gr);
@@ -194,7 +201,7 @@ slm_status slm_grammar_accept(slm_grammar *gr, slm_token t) {
         return SLM_OK;
     }
     int s = gr->off[t + 1] > gr->off[t] ? walk_token(gr, gr->state, t) : 0;
-    if (s < 0) return slm_fail(SLM_ERR_NOMEM, "grammar: out of memory");
+    if (s < 0) return matcher_failed();
     if (s == 0) return slm_fail(SLM_ERR_INVALID_ARG, "grammar: token %d does not fit the grammar here", (int)t);
     gr->state = s;
     maybe_flush(gr);
@@ -207,7 +214,7 @@ slm_status slm_grammar_accept_bytes(slm_grammar *gr, const char *text, size_t le
     int s = gr->state;
     for (size_t i = 0; i < len; i++) {
         s = gm_step(gr->m, s, (uint8_t)text[i]);
-        if (s < 0) return slm_fail(SLM_ERR_NOMEM, "grammar: out of memory");
+        if (s < 0) return matcher_failed();
         if (s == 0) return slm_fail(SLM_ERR_INVALID_ARG, "grammar: the text does not fit the grammar at byte %zu", i + 1);
     }
     gr->state = s;

@@ -7,7 +7,11 @@
 
 #include "base/status.h"
 
-#define CLOSURE_LIMIT (1 << 20)   /* stacks one step may produce: beyond it, out of memory */
+/* Parse stacks one character may produce. Real grammars (JSON, schemas,
+ * tool calls) stay under a few hundred; nested ambiguous repetitions such as
+ * ("a"+)+ grow them exponentially with the text, so past this the step fails
+ * with a clear message instead of running for minutes. */
+#define CLOSURE_LIMIT (1 << 15)
 
 typedef struct {
     int32_t *slot;   /* id + 1; 0 = empty */
@@ -221,10 +225,15 @@ static int state_intern(gm *m, int set, int need, int len, uint32_t cp) {
 
 /* ---- expansion ------------------------------------------------------------------ */
 
+static bool too_ambiguous(void) {
+    slm_fail(SLM_ERR_NOMEM, "grammar too ambiguous: more than %d parse stacks after one character", CLOSURE_LIMIT);
+    return false;
+}
+
 static bool work_push(gm *m, int *nw, int node) {
     if (m->nstamp[node] == m->epoch) return true;
     m->nstamp[node] = m->epoch;
-    if (*nw >= CLOSURE_LIMIT) return false;
+    if (*nw >= CLOSURE_LIMIT) return too_ambiguous();
     if (!grow_arr((void **)&m->work, &m->cap_work, *nw + 1, sizeof *m->work)) return false;
     m->work[(*nw)++] = node;
     return true;
@@ -240,7 +249,8 @@ static int closure(gm *m, int nw) {
         int n = m->work[--nw];
         int type = n == 0 ? -1 : g->elems[m->npos[n]].type;
         if (n == 0 || type == GB_CHAR) {
-            if (n_out >= CLOSURE_LIMIT || !grow_arr((void **)&m->out, &m->cap_out, n_out + 1, sizeof *m->out)) return -1;
+            if (n_out >= CLOSURE_LIMIT) return too_ambiguous(), -1;
+            if (!grow_arr((void **)&m->out, &m->cap_out, n_out + 1, sizeof *m->out)) return -1;
             m->out[n_out++] = n;
         } else if (type == GB_END) {
             if (!work_push(m, &nw, m->npar[n])) return -1;
