@@ -87,7 +87,8 @@ if command -v clang >/dev/null &&
         local name=$1 work; work=$(mktemp -d)
         local corpus=tests/fuzz/corpus/${name#fuzz_}
         [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-        SLM_TEST_MODEL="$MODEL" "build-fuzz/$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+        # -timeout: one input running past 60 s is a hang; fail then, not after libFuzzer's default 20 min
+        SLM_TEST_MODEL="$MODEL" "build-fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=60 -print_final_stats=1 \
             -artifact_prefix=build-fuzz/ "$work" >"$fuzzlogs/$name.log" 2>&1
         echo $? >"$fuzzlogs/$name.rc"
         rm -rf "$work"
