@@ -37,8 +37,8 @@
 # and the table says so.
 # Exits non-zero, with a message, when a download, build or run fails.
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 LLAMA_VERSION=0.3.36
 THREADS="1 2"
 NP=512
@@ -50,8 +50,6 @@ OUT=""
 BUILD_ONLY=0
 JOBS=2
 
-die() { echo "compare_llamacpp: error: $*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 need_val() { [ $# -ge 2 ] || { echo "compare_llamacpp: $1 needs a value" >&2; exit 2; }; }
 is_uint() { case "$1" in ''|*[!0-9]*) return 1;; *) return 0;; esac; }
 

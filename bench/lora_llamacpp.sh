@@ -17,7 +17,8 @@
 #    and base + adapter, both engines.
 # Prints the texts and PPLs, and "same" / "differ" per text pair.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 MODEL=$HOME/.cache/slm/models/gemma-3-270m-q4_k_m.gguf
 OUT=""
 RANK=8
@@ -25,19 +26,8 @@ AMP=0.5
 NTOK=32
 CHUNKS=8
 LLAMA_VERSION=0.3.36
-die() { echo "lora_llamacpp: error: $*" >&2; exit 1; }
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -m) MODEL=$2; shift 2;;
-        -o) OUT=$2; shift 2;;
-        --rank) RANK=$2; shift 2;;
-        --amp) AMP=$2; shift 2;;
-        -n) NTOK=$2; shift 2;;
-        --chunks) CHUNKS=$2; shift 2;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0;;
-        *) die "unknown option $1";;
-    esac
-done
+bench_options "-m=MODEL -o=OUT --rank=RANK --amp=AMP -n=NTOK --chunks=CHUNKS" "$@"
+bench_no_args
 [ -f "$MODEL" ] || die "model $MODEL not found"
 [ -n "$OUT" ] || OUT=$ROOT/.cache/bench/lora-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"

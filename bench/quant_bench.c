@@ -26,14 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t g_s = 88172645463325252ull;
-static uint64_t rnd(void) { g_s ^= g_s << 13; g_s ^= g_s >> 7; g_s ^= g_s << 17; return g_s; }
+#include "bench_util.h"
 
 /* random bytes; every 16-bit f16 field made finite and small */
 static void fill(uint32_t type, uint8_t *w, size_t bytes) {

@@ -9,18 +9,11 @@
 # exact-match accuracy where the task has such items. Default output
 # .cache/quant_eval.md. Env: SLM (default build/slm).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 THREADS=2 TASK=$ROOT/tasks/kjv_endings.jsonl OUT=$ROOT/.cache/quant_eval.md
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -t) THREADS=$2; shift 2;;
-        --task) TASK=$2; shift 2;;
-        -o) OUT=$2; shift 2;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0;;
-        -*) echo "quant_eval: unknown option $1" >&2; exit 2;;
-        *) break;;
-    esac
-done
+bench_options "-t=THREADS --task=TASK -o=OUT" "$@"
+set -- "${BENCH_ARGS[@]}"
 [ $# -ge 1 ] || { echo "quant_eval: no model files (see --help)" >&2; exit 2; }
 SLM=${SLM:-$ROOT/build/slm}
 trap 'rm -f "$OUT.tmp"' EXIT

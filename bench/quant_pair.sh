@@ -9,18 +9,13 @@
 # per-token NLL differences (docs/EVAL.md), and the KL is KL(A || B). A
 # difference smaller than about twice its standard error is not a difference.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+[ $# -ge 2 ] || { usage; exit 2; }
 A=$1 B=$2; shift 2
 CHUNKS=40 THREADS=2 TEXT=
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -n) CHUNKS=$2; shift 2;;
-        -t) THREADS=$2; shift 2;;
-        -f) TEXT=$2; shift 2;;
-        *) echo "quant_pair: unknown option $1" >&2; exit 2;;
-    esac
-done
+bench_options "-n=CHUNKS -t=THREADS -f=TEXT" "$@"
+bench_no_args
 SLM=${SLM:-$ROOT/build/slm}
 [ -n "$TEXT" ] || TEXT=$("$ROOT/scripts/fetch_data.sh")/kjv.txt
 TMP=$(mktemp -d)

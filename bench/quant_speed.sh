@@ -11,21 +11,11 @@
 # roofline. The name of the row is the file name without .gguf.
 # Defaults: -t 2 -n 64 -r 3 -R 3 -o .cache/quant_speed.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 THREADS=2 NG=64 REPS=3 ROUNDS=3 OUT=$ROOT/.cache/quant_speed
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -t) THREADS=$2; shift 2;;
-        -n) NG=$2; shift 2;;
-        -r) REPS=$2; shift 2;;
-        -R) ROUNDS=$2; shift 2;;
-        -o) OUT=$2; shift 2;;
-        -h|--help) usage; exit 0;;
-        -*) echo "quant_speed: unknown option $1" >&2; exit 2;;
-        *) break;;
-    esac
-done
+bench_options "-t=THREADS -n=NG -r=REPS -R=ROUNDS -o=OUT" "$@"
+set -- "${BENCH_ARGS[@]}"
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 for f in "$@"; do [ -f "$f" ] || { echo "quant_speed: $f not found" >&2; exit 1; }; done
 mkdir -p "$OUT"

@@ -22,7 +22,8 @@
 # .cache/llama.cpp/build-0.3.36/bin). Writes DIR/results.md (default
 # .cache/quant_table) and keeps every log there.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 CHUNKS=10
 IM_CHUNKS=8
@@ -32,19 +33,9 @@ OUT=.cache/quant_table
 TYPES="q4_k_m q8_0 q2_k q3_k_m q6_k q5_k_m q4_0 q4_k_s q5_k_s q3_k_l q3_k_s q5_0"
 LLAMA_TYPES="q4_k_m q8_0 q2_k q3_k_m q6_k q5_k_m q4_0"
 IM_TYPES="q4_k_m q2_k q3_k_m"
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -n) CHUNKS=$2; shift 2;;
-        -i) IM_CHUNKS=$2; shift 2;;
-        -t) THREADS=$2; shift 2;;
-        -o) OUT=$2; shift 2;;
-        --types) TYPES=$2; shift 2;;
-        --llama-types) LLAMA_TYPES=$2; shift 2;;
-        --imatrix-types) IM_TYPES=$2; shift 2;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0;;
-        *) echo "quant_table: unknown option $1" >&2; exit 2;;
-    esac
-done
+bench_options "-n=CHUNKS -i=IM_CHUNKS -t=THREADS -o=OUT --types=TYPES --llama-types=LLAMA_TYPES
+               --imatrix-types=IM_TYPES" "$@"
+bench_no_args
 SLM=${SLM:-build/slm}
 LLAMA_BIN=${LLAMA_BIN:-.cache/llama.cpp/build-0.3.36/bin}
 [ -x "$SLM" ] || { echo "quant_table: $SLM is missing (make, or set SLM=)" >&2; exit 1; }

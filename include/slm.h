@@ -279,7 +279,8 @@ typedef struct slm_chat_message {
  * tokenizer.chat_template when it has one, else the built-in format of its
  * family (Gemma's turns). With add_generation_prompt the text ends with the
  * opening of the assistant's turn. The text includes the BOS piece where the
- * format does, so tokenize it with add_bos false and parse_special true.
+ * format does, so tokenize it with add_bos false and parse_special true (or
+ * let slm_chat_tokenize do it, with the contents kept as plain text).
  * *out is malloc'd and NUL-terminated. SLM_ERR_UNSUPPORTED when the model has
  * no template and no built-in format, or the template uses a construct the
  * interpreter does not know (the message names it and its line);
@@ -290,6 +291,30 @@ typedef struct slm_chat_message {
  * tools = documents = none, and strftime_now() gives the local time. */
 slm_status slm_chat_format(const slm_model *model, const slm_chat_message *msgs, size_t n,
                            bool add_generation_prompt, char **out);
+/* slm_chat_format for tool calling (slm serve): tools_json (a JSON array of
+ * {"type":"function","function":{...}}, or NULL) is the template's `tools`,
+ * and msg_json (NULL, or n entries each NULL or a JSON object's text) adds
+ * members to message i as the template sees it: tool_calls, tool_call_id,
+ * name. Both are spliced in as they are: they must be valid JSON. */
+slm_status slm_chat_format_tools(const slm_model *model, const slm_chat_message *msgs, const char *const *msg_json,
+                                 size_t n, const char *tools_json, bool add_generation_prompt, char **out);
+
+/* The conversation rendered as slm_chat_format does, as tokens in which only
+ * the template's own markup becomes control tokens: the contents are plain
+ * text, so "<end_of_turn>" typed in a message stays text and cannot forge or
+ * close a turn. (A template that transforms contents beyond trimming them
+ * falls back to the rendering with special tokens parsed, and then refuses
+ * contents holding control-token text: SLM_ERR_INVALID_ARG.) The BOS is
+ * included where the format has one. *tokens is malloc'd, *n_tokens long.
+ * With assistant non-NULL, *assistant (malloc'd, *n_tokens bytes) is 1 for
+ * the tokens of each assistant turn: its content and the end-of-turn marker
+ * after it, up to trailing whitespace (what fine-tuning learns); the turns
+ * are found by rendering the conversation's prefixes (SLM_ERR_UNSUPPORTED
+ * when they are not prefixes of the whole), and each is tokenized apart
+ * from the text before and after it, as generation produces it. */
+slm_status slm_chat_tokenize(const slm_model *model, const slm_chat_message *msgs, size_t n,
+                             bool add_generation_prompt, slm_token **tokens, uint8_t **assistant,
+                             size_t *n_tokens);
 
 /* ---- quantization, perplexity, evaluation (issue 4) ----------------------- */
 

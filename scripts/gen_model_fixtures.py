@@ -27,7 +27,6 @@ Before writing, the script checks (and aborts otherwise):
     with one full forward pass over prompt + continuation.
 The file format is written into the fixture's own header.
 """
-import hashlib
 import os
 import sys
 import time
@@ -36,14 +35,13 @@ from importlib.metadata import version
 import numpy as np
 import torch
 
+from hf_ref import DEFAULT_MODEL, greedy_with_cache, load_gguf_model, log, sha256_file, topk_line
+
 TOPK = 20          # logits stored per position
 N_GREEDY = 32      # greedy continuation length
 LONG_MIN = 521     # the long prompt must be longer than this (window 512)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-DEFAULT_MODEL = os.path.join(os.path.expanduser(os.environ.get("SLM_MODELS", "~/.cache/slm/models")),
-                             "gemma-3-270m-q4_k_m.gguf")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "tests", "fixtures", "model", "gemma3_270m.txt")
 
 LONG_TEXT = """\
@@ -117,41 +115,16 @@ PROMPTS = [
 ]
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def topk_line(row):
-    """Top-TOPK (id, logit) of a 1-D float tensor, logit desc, ties by id asc."""
-    v = row.double().numpy()
-    order = np.lexsort((np.arange(v.size), -v))[:TOPK]
-    return " ".join("%d:%.6f" % (i, v[i]) for i in order)
-
-
 def main():
     model_path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
     out_path = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_OUT
-    mdir, mname = os.path.split(os.path.abspath(model_path))
+    mname = os.path.basename(model_path)
 
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
 
-    t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(mdir, gguf_file=mname)
-    model = AutoModelForCausalLM.from_pretrained(mdir, gguf_file=mname, dtype=torch.float32,
-                                                 attn_implementation="eager")
-    model.eval()
-    log("loaded in %.1f s" % (time.time() - t0))
+    tok, model = load_gguf_model(model_path)
     cfg = model.config
 
     # ---- the config this fixture describes -------------------------------
@@ -262,23 +235,9 @@ def main():
         stats = (float(last.max()), float(last.mean()), float(last.std(correction=0)))
 
         # greedy continuation with HF's KV cache, all N_GREEDY steps (no stop at EOS)
-        gen, margins = [], []
         o = model(inp, use_cache=True)
-        past = o.cache
-        step_logits = o.logits[0, -1].float()
-        cached_rows = []
-        for s in range(N_GREEDY):
-            v = step_logits.double()
-            top2 = torch.topk(v, 2)
-            nxt = int(torch.argmax(v))              # first index of the max
-            gen.append(nxt)
-            margins.append(float(top2.values[0] - top2.values[1]))
-            cached_rows.append(step_logits)
-            if s + 1 < N_GREEDY:
-                o = model(torch.tensor([[nxt]]), cache=past, use_cache=True)
-                past = o.cache
-                step_logits = o.logits[0, -1].float()
-        del past, o
+        gen, margins, cached_rows = greedy_with_cache(model, o, N_GREEDY)
+        del o
         # the cached decode must agree with one full pass over prompt + continuation
         full = model(torch.tensor([ids + gen[:-1]])).logits[0].float()
         dmax = 0.0
@@ -292,7 +251,7 @@ def main():
         log("%-12s %4d tokens  %.1f s  greedy: %r  (cache vs full max diff %.2g)"
             % (name, n, time.time() - t1, tok.decode(gen), dmax))
         records.append(dict(name=name, text=text, ids=ids, posset=posset,
-                            pos=[(p, topk_line(logits[p])) for p in positions],
+                            pos=[(p, topk_line(logits[p], TOPK)) for p in positions],
                             stats=stats, gen=gen, margins=margins))
 
     # ---- write -------------------------------------------------------------

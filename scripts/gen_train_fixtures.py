@@ -32,11 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from hf_ref import DEFAULT_MODEL, load_gguf_model, log, sha256_file
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(REPO, "tests", "fixtures", "train")
-DEFAULT_MODEL = os.path.join(os.path.expanduser(os.environ.get("SLM_MODELS", "~/.cache/slm/models")),
-                             "gemma-3-270m-q4_k_m.gguf")
 
 FORMAT_NOTE = [
     "# Format: records of two lines each. The first line is",
@@ -44,10 +43,6 @@ FORMAT_NOTE = [
     "# the next holds all d0*d1*... values, space-separated, row-major (last index fastest).",
     "# Integers (token ids, positions, masks, counts) are stored as floats too.",
 ]
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 class Writer:
@@ -462,18 +457,11 @@ def gen_model(model_path, out_path):
     import gguf
     import peft
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from gen_model_fixtures import sha256_file
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    mdir, mname = os.path.split(os.path.abspath(model_path))
-    t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(mdir, gguf_file=mname)
-    base = AutoModelForCausalLM.from_pretrained(mdir, gguf_file=mname, dtype=torch.float32,
-                                                attn_implementation="eager")
-    base.eval()
-    log("loaded in %.1f s" % (time.time() - t0))
+    mname = os.path.basename(model_path)
+    tok, base = load_gguf_model(model_path)
     cfg = base.config
     n_layer = cfg.num_hidden_layers
     assert cfg._attn_implementation == "eager"

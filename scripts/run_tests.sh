@@ -81,7 +81,8 @@ else record "sanitizer build" 1; fi
 echo "== fuzzers (${FUZZ_SECONDS}s each, $JOBS at a time)"
 if command -v clang >/dev/null &&
    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLM_FUZZ=ON -DSLM_TEST_MODEL="$MODEL" >/dev/null &&
-   cmake --build build-fuzz -j "$JOBS"; then
+   fuzz_targets=$(cmake --build build-fuzz --target help | grep -oE '\bfuzz_[a-z_]+' | sort -u) &&
+   cmake --build build-fuzz -j "$JOBS" --target $fuzz_targets; then   # the fuzzers only: the CLI and tests are built twice already
     fuzzlogs=$(mktemp -d)
     fuzz_one() {  # name: runs one target from a copy of its seed corpus; rc into $fuzzlogs/name.rc
         local name=$1 work; work=$(mktemp -d)

@@ -1,28 +1,24 @@
 #!/usr/bin/env bash
 # slm chat end to end on the real model: two turns rendered through the chat
 # template, the second reusing the KV cache of the first; /reset starts over.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
-MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "SKIP: no model (set SLM_TEST_MODEL)"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+need_model
 
 printf 'Hello there.\nWhat did I just say?\n/reset\nHello there.\n' |
     "$BIN" chat -m "$MODEL" -n 8 --temp 0 -t 2 -v >"$tmp/out" 2>"$tmp/err"
 rc=$?
-if [ $rc -ne 0 ]; then echo "FAIL: chat exited $rc"; cat "$tmp/err"; fails=$((fails + 1)); fi
+if [ $rc -ne 0 ]; then fail "chat exited $rc"; cat "$tmp/err"; fi
 # three answers; the first turn and the one after /reset reuse nothing, the second reuses the first turn
 mapfile -t reuse < <(grep -oE '[0-9]+ cached tokens reused' "$tmp/err" | cut -d' ' -f1)
 if [ "${#reuse[@]}" -ne 3 ] || [ "${reuse[0]}" -ne 0 ] || [ "${reuse[1]}" -le 5 ] || [ "${reuse[2]}" -ne 0 ]; then
-    echo "FAIL: cache reuse per turn: ${reuse[*]:-none}"; cat "$tmp/err"; fails=$((fails + 1))
+    fail "cache reuse per turn: ${reuse[*]:-none}"; cat "$tmp/err"
 fi
 # greedy: a fresh chat's first answer starts the output, and /reset gives it again at the end
 printf 'Hello there.\n' | "$BIN" chat -m "$MODEL" -n 8 --temp 0 -t 2 >"$tmp/one" 2>/dev/null
 one=$(cat "$tmp/one"; echo x); all=$(cat "$tmp/out"; echo x)
 one=${one%x}; all=${all%x}
 if [ -z "$one" ] || [ "${all:0:${#one}}" != "$one" ] || [ "${all: -${#one}}" != "$one" ]; then
-    echo "FAIL: answers after /reset differ from a fresh chat:"; cat "$tmp/one"; echo ---; cat "$tmp/out"; fails=$((fails + 1))
+    fail "answers after /reset differ from a fresh chat:"; cat "$tmp/one"; echo ---; cat "$tmp/out"
 fi
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish "$fails failed"

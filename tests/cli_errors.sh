@@ -1,21 +1,8 @@
 #!/usr/bin/env bash
 # Bad input to the CLI: every case must exit non-zero with a message that
 # names the problem, and never crash (exit codes >= 128 are signals).
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
-MODEL=${SLM_TEST_MODEL:-}
-fails=0; n=0; skipped=0
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-
-expect() {  # want_rc pattern -- command...
-    local want=$1 pat=$2; shift 3
-    n=$((n + 1))
-    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; local rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/err" "$tmp/out"; then
-        fails=$((fails + 1))
-        echo "FAIL: $* -> rc $rc (want $want), output:"; head -5 "$tmp/err"
-    fi
-}
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 expect 2 "unknown command" -- "$BIN" frobnicate
 expect 2 "usage" -- "$BIN"
@@ -35,16 +22,14 @@ expect 1 "magic" -- "$BIN" info "$tmp/junk.gguf"
 : > "$tmp/empty.gguf"
 expect 1 "truncated" -- "$BIN" info "$tmp/empty.gguf"
 
-if [ -n "$MODEL" ] && [ -f "$MODEL" ]; then
+if have_model; then
     head -c 100000 "$MODEL" > "$tmp/trunc.gguf"
     expect 1 "truncated|out of bounds" -- "$BIN" run -m "$tmp/trunc.gguf" -p hi
     expect 1 "invalid UTF-8" -- "$BIN" run -m "$MODEL" -p $'caf\xc3 au lait' -n 1
     expect 1 "prompt has [0-9]+ tokens" -- "$BIN" run -m "$MODEL" -c 8 -p "one two three four five six seven eight nine ten" -n 1
     expect 2 "--ctx-size expects an integer" -- "$BIN" run -m "$MODEL" --ctx-size 0 -p hi
+    expect 1 "cannot open .*nope.gbnf" -- "$BIN" run -m "$MODEL" --grammar-file "$tmp/nope.gbnf" -p hi -n 1
 else
-    echo "SKIP: no model (set SLM_TEST_MODEL): the model-dependent CLI cases did not run"; skipped=1
+    skip_part "no model (set SLM_TEST_MODEL): the model-dependent CLI cases did not run"
 fi
-echo "$((n - fails)) passed, $fails failed"
-[ "$fails" -eq 0 ] || exit 1
-# 77: ctest reports the test as skipped, not passed, when a part did not run
-[ "$skipped" -eq 0 ] || exit 77
+finish "$((n - fails)) passed, $fails failed"

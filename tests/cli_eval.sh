@@ -3,21 +3,9 @@
 # tests/fixtures/eval: results that must hold (the model against itself has
 # KL 0; an eval task whose answers are the model's own picks scores 1), and
 # bad input that must give a message and a non-zero exit, never a crash.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 M=tests/fixtures/eval/tiny_gemma3.gguf
-fails=0; n=0
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-
-expect() {  # want_rc pattern -- command...
-    local want=$1 pat=$2; shift 3
-    n=$((n + 1))
-    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; local rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/err" "$tmp/out"; then
-        fails=$((fails + 1))
-        echo "FAIL: $* -> rc $rc (want $want), output:"; head -5 "$tmp/err" "$tmp/out"
-    fi
-}
 
 # a text of plain words the tiny vocabulary covers
 for i in $(seq 1 60); do echo "and the lord said unto them that he shall be with all of his"; done > "$tmp/text.txt"
@@ -27,7 +15,7 @@ expect 0 "usage: slm eval" -- "$BIN" eval --help
 expect 0 "usage: slm imatrix" -- "$BIN" imatrix --help
 expect 0 "Final PPL = [0-9.]+ \+/- [0-9.]+ over 135 tokens \(9 windows of 32\)" -- \
     "$BIN" perplexity -m "$M" -f "$tmp/text.txt" --ctx 32 --chunks 9 -t 1 --kl-base-save "$tmp/base.kld"
-[ -f "$tmp/base.kld" ] && ! ls "$tmp"/base.kld.tmp.* >/dev/null 2>&1 || { fails=$((fails + 1)); echo "FAIL: base file"; }
+[ -f "$tmp/base.kld" ] && ! ls "$tmp"/base.kld.tmp.* >/dev/null 2>&1 || fail "base file"
 expect 0 "Mean KL   = 0\.000000 .*max 0\.000000" -- \
     "$BIN" perplexity -m "$M" -f "$tmp/text.txt" --ctx 32 --chunks 9 -t 1 --kl-base "$tmp/base.kld"
 expect 0 "Top-1 agreement = 100\.000%" -- \
@@ -75,5 +63,4 @@ expect 1 "cannot write .*no/such/dir" -- "$BIN" imatrix -m "$M" -f "$tmp/text.tx
 expect 1 "fewer than one window" -- "$BIN" imatrix -m "$M" -f "$tmp/short.txt" --ctx 32 -o "$tmp/x.gguf"
 expect 1 "exceeds the model's training context" -- "$BIN" imatrix -m "$M" -f "$tmp/text.txt" --ctx 4096 -o "$tmp/x.gguf"
 
-echo "$((n - fails)) of $n passed"
-[ "$fails" -eq 0 ]
+finish "$((n - fails)) of $n passed"

@@ -8,31 +8,12 @@
 #    model; and, when SLM_TEST_MODEL is set, Gemma 3 on test items, zero-shot
 #    and 3-shot); the rescorer itself refuses a doctored summary;
 #  - bad items and options give a message and a non-zero exit.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 TINY=tests/fixtures/eval/tiny_gemma3.gguf
 TASK=tasks/events/events_test.jsonl
 SHOT=tasks/events/events_test_3shot.jsonl
 PY=python3
-fails=0; n=0
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-
-ok() {  # description, command...
-    local what=$1; shift
-    n=$((n + 1))
-    if ! "$@" >"$tmp/log" 2>&1; then
-        fails=$((fails + 1)); echo "FAIL: $what"; tail -20 "$tmp/log"
-    fi
-}
-expect() {  # want_rc pattern -- command...
-    local want=$1 pat=$2; shift 3
-    n=$((n + 1))
-    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; local rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/err" "$tmp/out"; then
-        fails=$((fails + 1))
-        echo "FAIL: $* -> rc $rc (want $want), output:"; head -5 "$tmp/err" "$tmp/out"
-    fi
-}
 
 ok "generator rules and determinism (tests/py/events_check.py)" $PY tests/py/events_check.py
 
@@ -74,19 +55,16 @@ expect 2 "--dump needs a value" -- "$BIN" eval -m "$TINY" --task "$tmp/t3.jsonl"
 expect 0 "--dump FILE" -- "$BIN" eval --help
 
 # the real model, when there is one: zero-shot and 3-shot on a few test items
-if [ -n "${SLM_TEST_MODEL:-}" ] && [ -f "$SLM_TEST_MODEL" ]; then
+if have_model; then
     for t in "$TASK" "$SHOT"; do
         head -3 "$t" > "$tmp/r.jsonl"
-        "$BIN" eval -m "$SLM_TEST_MODEL" --task "$tmp/r.jsonl" -t 2 --dump "$tmp/rd.jsonl" > "$tmp/rs.txt" 2>"$tmp/re.txt" ||
-            { fails=$((fails + 1)); echo "FAIL: eval of $t"; cat "$tmp/re.txt"; }
+        "$BIN" eval -m "$MODEL" --task "$tmp/r.jsonl" -t 2 --dump "$tmp/rd.jsonl" > "$tmp/rs.txt" 2>"$tmp/re.txt" ||
+            { fail "eval of $t"; cat "$tmp/re.txt"; }
         ok "real model, $(basename "$t"): rescoring agrees" \
             $PY tests/py/events_rescore.py "$tmp/r.jsonl" "$tmp/rd.jsonl" "$tmp/rs.txt"
     done
 else
-    echo "SKIP: no SLM_TEST_MODEL: the real-model part did not run"
-    skipped=1
+    skip_part "no SLM_TEST_MODEL: the real-model part did not run"
 fi
 
-echo "$((n - fails)) of $n passed"
-[ "$fails" -eq 0 ] || exit 1
-[ -z "${skipped:-}" ] || exit 77
+finish "$((n - fails)) of $n passed"

@@ -10,26 +10,9 @@
 #     text as the base with --lora (precise mode);
 #   - bad inputs: clear message, non-zero exit, no output and no temporary.
 # Skips (77) without the model.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
-MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "no model (SLM_TEST_MODEL); skipping"; exit 77; }
-fails=0; n=0
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-
-expect() {  # want_rc pattern -- command...
-    local want=$1 pat=$2; shift 3
-    n=$((n + 1))
-    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; local rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/err" "$tmp/out"; then
-        fail "$* -> rc $rc (want $want), output:"; head -5 "$tmp/err"
-    fi
-}
-no_output() {  # neither the file nor a temporary of it
-    n=$((n + 1))
-    if [ -e "$1" ] || compgen -G "$1.tmp*" >/dev/null; then fail "$1 or a temporary of it was left behind"; fi
-}
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+need_model "no model (SLM_TEST_MODEL); skipping"
 
 # ---- data -------------------------------------------------------------------
 D=$tmp/train.jsonl
@@ -127,5 +110,4 @@ wait "$pid"; rc=$?
 no_output "$tmp/c.gguf"
 grep -q "continue with the same command and --resume" "$tmp/logc" || fail "SIGINT: no resume hint"
 
-echo "cli_finetune: $n checks, $fails failed"
-[ "$fails" -eq 0 ]
+finish "cli_finetune: $n checks, $fails failed"

@@ -7,28 +7,9 @@
 # are used, and mismatched ones refused. The inputs are written by the gguf
 # package (tests/py/make_quantize_inputs.py). Without the test venv's python
 # (scripts/test_venv.sh) only the cases that need no input file run.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
-MODEL=${SLM_TEST_MODEL:-}
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 PY=${SLM_TEST_PYTHON:-.cache/test-venv/bin/python}
-fails=0; n=0; skipped=0
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-
-expect() {  # want_rc pattern -- command...
-    local want=$1 pat=$2; shift 3
-    n=$((n + 1))
-    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; local rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qiE -- "$pat" "$tmp/err" "$tmp/out"; then
-        fail "$* -> rc $rc (want $want), output:"; head -5 "$tmp/err"
-    fi
-}
-
-no_output() {  # path: neither it nor a temporary of it may exist
-    n=$((n + 1))
-    if [ -e "$1" ] || compgen -G "$1.tmp.*" >/dev/null; then fail "$1 or a temporary of it was left behind"; fi
-}
 
 expect 0 "usage: slm quantize" -- "$BIN" quantize --help
 expect 0 "q4_k_m" -- "$BIN" quantize --help
@@ -80,21 +61,18 @@ if [ -x "$PY" ] && "$PY" -c 'import gguf, numpy' 2>/dev/null; then
     # progress lines name each tensor and its type
     expect 0 "\[ *14/18\] blk.1.attn_v.weight +q6_K" -- "$BIN" quantize "$tiny" "$tmp/p.gguf" --type q4_k_m
 else
-    echo "SKIP: no test venv python ($PY; scripts/test_venv.sh makes it): the file-based cases did not run"; skipped=1
+    skip_part "no test venv python ($PY; scripts/test_venv.sh makes it): the file-based cases did not run"
 fi
 
 # the real model: quantized files load and generate (slow under ASan, so the
 # light sanitizer run leaves it to the release run: not a skip)
 if [ -n "${SLM_TEST_LIGHT:-}" ]; then
     echo "note: SLM_TEST_LIGHT set: the real-model case runs in the release build only"
-elif [ -n "$MODEL" ] && [ -f "$MODEL" ]; then
+elif have_model; then
     expect 0 "bits per weight" -- "$BIN" quantize "$MODEL" "$tmp/m.gguf" --type q8_0 -q
     expect 0 "generated 4 tokens" -- "$BIN" run -m "$tmp/m.gguf" -p "The capital of France is" -n 4 --temp 0
     rm -f "$tmp/m.gguf"
 else
-    echo "SKIP: no model (set SLM_TEST_MODEL): the real-model case did not run"; skipped=1
+    skip_part "no model (set SLM_TEST_MODEL): the real-model case did not run"
 fi
-echo "$((n - fails)) passed, $fails failed"
-[ "$fails" -eq 0 ] || exit 1
-# 77: ctest reports the test as skipped, not passed, when a part did not run
-[ "$skipped" -eq 0 ] || exit 77
+finish "$((n - fails)) passed, $fails failed"

@@ -4,14 +4,10 @@
 # tests/fixtures/grammar/schemas x 2 prompts x $SLM_STRUCTURED_SEEDS seeds (default 2)
 # sampled at temperature 1, each output parsed and validated with Python's
 # jsonschema (tests/py/structured_check.py). A few minutes on 2 cores.
-set -u
-BIN=${SLM_BIN:?SLM_BIN must name the slm binary}
-MODEL=${SLM_TEST_MODEL:-}
-[ -n "$MODEL" ] && [ -f "$MODEL" ] || { echo "SKIP: no model (set SLM_TEST_MODEL)"; exit 77; }
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+need_model
 PY=$(bash scripts/test_venv.sh) || { echo "SKIP: no test venv"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 P=$'<start_of_turn>user\nName a colour.<end_of_turn>\n<start_of_turn>model\n'
 
 # an inline grammar: the output is one of the alternatives
@@ -55,5 +51,4 @@ elif [ $rc -ne 3 ]; then fail "--json: rc $rc"; cat "$tmp/err"; fi
 # validity over the schema corpus
 "$PY" tests/py/structured_check.py "$BIN" "$MODEL" --seeds "${SLM_STRUCTURED_SEEDS:-$([ -n "${SLM_TEST_LIGHT:-}" ] && echo 1 || echo 2)}" --n-predict 160 >"$tmp/suite" 2>&1 || { fail "schema suite"; }
 grep -v '^ok ' "$tmp/suite" | tail -40
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish "$fails failed"

@@ -9,41 +9,31 @@ http://good.example and the API key KEY. The shutdown test runs last: it
 stops the server."""
 import json, os, signal, socket, sys, threading, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py"))
+import serve_harness
+from serve_harness import check, read_all, recv_until
+
 PORT, KEY, PID = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 ONLY = set(sys.argv[4].split(",")) if len(sys.argv) > 4 else None
 AUTH = b"Authorization: Bearer " + KEY.encode() + b"\r\n"
-fails = 0
-
-
-def check(cond, what):
-    global fails
-    if cond:
-        print(f"ok: {what}")
-    else:
-        fails += 1
-        print(f"FAIL: {what}")
 
 
 def connect(src="127.0.0.1", timeout=30):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", PORT))
-    return s
+    return serve_harness.connect(PORT, src, timeout)
 
 
-def read_all(s, limit_s=60):
-    """Reads until EOF (or limit_s, or a reset); returns the bytes."""
-    out, t_end = b"", time.time() + limit_s
-    try:
-        while time.time() < t_end:
-            c = s.recv(65536)
-            if not c:
-                break
-            out += c
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return out
+def hold(src, count, tolerate_refusal=False):
+    """count connections from src, each stuck in the first line of a request."""
+    held = []
+    for _ in range(count):
+        try:
+            c = connect(src)
+            c.sendall(b"GET /health HTTP/1.1\r\n")
+            held.append(c)
+        except OSError:
+            if not tolerate_refusal:
+                raise
+    return held
 
 
 def skip_interim(resp):
@@ -62,6 +52,14 @@ def request(raw, src="127.0.0.1", half_close=False, limit_s=120):
         return skip_interim(read_all(s, limit_s))
     finally:
         s.close()
+
+
+def timed_health(src="127.0.0.1", limit_s=5):
+    """GET /health from src: (status, lower-cased head, seconds it took)."""
+    t0 = time.time()
+    r = request(get("/health"), src=src, limit_s=limit_s)
+    dt = time.time() - t0
+    return status(r), head_body(r)[0], dt
 
 
 def post(path, obj, extra=b"", host=b"127.0.0.1", auth=True):
@@ -284,52 +282,31 @@ if run("slowloris"):
           f"({closed:.1f} s)" if closed else "a trickling head is cut at the read deadline (never)")
 
     # over the per-address cap (12): 503 with Retry-After at once, not the kernel backlog
-    held = []
-    for i in range(12):
-        c = connect("127.0.0.2")
-        c.sendall(b"GET /health HTTP/1.1\r\n")
-        held.append(c)
+    held = hold("127.0.0.2", 12)
     time.sleep(0.2)
-    t0 = time.time()
-    r = request(get("/health"), src="127.0.0.2", limit_s=5)
-    h, _ = head_body(r)
-    check(status(r) == 503 and "retry-after:" in h and time.time() - t0 < 1,
-          f"a 13th connection from one address: 503 + Retry-After at once ({status(r)}, {time.time() - t0:.2f} s)")
+    st, h, dt = timed_health("127.0.0.2")
+    check(st == 503 and "retry-after:" in h and dt < 1,
+          f"a 13th connection from one address: 503 + Retry-After at once ({st}, {dt:.2f} s)")
     # another address still gets in
-    t0 = time.time()
-    r = request(get("/health"))
-    check(status(r) == 200 and time.time() - t0 < 1, f"another address is served meanwhile ({time.time() - t0:.2f} s)")
+    st, h, dt = timed_health(limit_s=120)
+    check(st == 200 and dt < 1, f"another address is served meanwhile ({dt:.2f} s)")
     # once they have trickled for over a second, the slowest sender makes room for a prompt one
     time.sleep(1.3)
-    t0 = time.time()
-    r = request(get("/health"), src="127.0.0.2", limit_s=5)
-    check(status(r) == 200 and time.time() - t0 < 1,
-          f"at the cap, the oldest trickling connection is evicted for a new one ({status(r)}, {time.time() - t0:.2f} s)")
+    st, h, dt = timed_health("127.0.0.2")
+    check(st == 200 and dt < 1, f"at the cap, the oldest trickling connection is evicted for a new one ({st}, {dt:.2f} s)")
     for c in held:
         c.close()
     time.sleep(0.3)
     # fill the whole server (24: 12 from each of two addresses): a third address gets 503 at once
     # while they are young, and is served once the oldest has trickled for over a second
-    held = []
-    for src in ("127.0.0.3", "127.0.0.5"):
-        for i in range(12):
-            try:
-                c = connect(src)
-                c.sendall(b"GET /health HTTP/1.1\r\n")
-                held.append(c)
-            except OSError:
-                pass
+    held = hold("127.0.0.3", 12, True) + hold("127.0.0.5", 12, True)
     time.sleep(0.2)
-    t0 = time.time()
-    r = request(get("/health"), src="127.0.0.4", limit_s=5)
-    h, _ = head_body(r)
-    check(len(held) == 24 and status(r) == 503 and "retry-after:" in h and time.time() - t0 < 1,
-          f"--max-connections reached: 503 + Retry-After at once ({len(held)} held, {status(r)}, {time.time() - t0:.2f} s)")
+    st, h, dt = timed_health("127.0.0.4")
+    check(len(held) == 24 and st == 503 and "retry-after:" in h and dt < 1,
+          f"--max-connections reached: 503 + Retry-After at once ({len(held)} held, {st}, {dt:.2f} s)")
     time.sleep(1.2)
-    t0 = time.time()
-    r = request(get("/health"), src="127.0.0.4", limit_s=5)
-    check(status(r) == 200 and time.time() - t0 < 1,
-          f"with every connection held by trickling clients a new client is served ({status(r)}, {time.time() - t0:.2f} s)")
+    st, h, dt = timed_health("127.0.0.4")
+    check(st == 200 and dt < 1, f"with every connection held by trickling clients a new client is served ({st}, {dt:.2f} s)")
     for c in held:
         c.close()
     m = request(get("/metrics")).decode("utf-8", "replace")
@@ -341,13 +318,7 @@ if run("shutdown"):
     s = connect()
     s.sendall(post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 400, "ignore_eos": True,
                                         "stream": True, "temperature": 0}))
-    got = b""
-    t0 = time.time()
-    while got.count(b"data: ") < 2 and time.time() - t0 < 30:
-        c = s.recv(65536)
-        if not c:
-            break
-        got += c
+    got = recv_until(s, lambda g: g.count(b"data: ") >= 2, 30)
     os.kill(PID, signal.SIGTERM)
     got += read_all(s, 30)
     s.close()
@@ -357,5 +328,4 @@ if run("shutdown"):
           f"a stream cut by shutdown ends with an error event and [DONE], not finish_reason length "
           f"({errs[:1]}, last {data[-1:]})")
 
-print(f"{fails} failed")
-sys.exit(1 if fails else 0)
+serve_harness.finish()

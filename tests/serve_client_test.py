@@ -8,18 +8,11 @@ import http.client, json, os, re, socket, statistics, sys, threading, time
 
 import openai
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py"))
+from serve_harness import check, finish, recv_until, run_threads
+
 MAIN, SMALL, KEY = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 LIGHT = bool(os.environ.get("SLM_TEST_LIGHT"))
-fails = 0
-
-
-def check(cond, what):
-    global fails
-    if cond:
-        print(f"ok: {what}")
-    else:
-        fails += 1
-        print(f"FAIL: {what}")
 
 
 def client(port, key="none", **kw):
@@ -182,9 +175,7 @@ def person(seed):
         outs[seed] = (r.choices[0].message.content, r.choices[0].finish_reason)
     except Exception as e:
         outs[seed] = (repr(e), None)
-ths = [threading.Thread(target=person, args=(sd,)) for sd in seeds]
-for t in ths: t.start()
-for t in ths: t.join()
+run_threads(person, [(sd,) for sd in seeds])
 for sd in seeds:
     txt, fin = outs[sd]
     check(fin == "stop" and valid_person(txt), f"json_schema, temperature 1, seed {sd}: valid against the schema ({fin}): {txt!r}")
@@ -263,12 +254,7 @@ for i in range(0, len(body), 5):
     s.sendall(body[i:i + 5])
     time.sleep(0.2)
 s.settimeout(60)
-resp = b""
-while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    resp += chunk
+resp = recv_until(s, lambda r: b"\r\n\r\n" in r and r.rstrip().endswith(b"}"))
 s.close()
 check(resp.startswith(b"HTTP/1.1 200") and b'"text_completion"' in resp, "a slowly sent request is answered")
 
@@ -278,12 +264,7 @@ body = json.dumps({"messages": USER, "max_tokens": 200, "stream": True, "tempera
 s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
           + str(len(body)).encode() + b"\r\n\r\n" + body)
 s.settimeout(60)
-got = b""
-while got.count(b"data: ") < 3:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    got += chunk
+got = recv_until(s, lambda g: g.count(b"data: ") >= 3, bufsize=4096)
 s.close()
 check(got.count(b"data: ") >= 3, "a stream starts, and its client hangs up")
 
@@ -335,12 +316,7 @@ def busy():
         results.append(("ok", r.choices[0].finish_reason))
     except openai.APIStatusError as e:
         results.append((e.status_code, e.body.get("code") if isinstance(e.body, dict) else None))
-ths = [threading.Thread(target=busy) for _ in range(5)]
-for th in ths:
-    th.start()
-    time.sleep(0.05)
-for th in ths:
-    th.join(timeout=120)
+run_threads(busy, [()] * 5, stagger_s=0.05, join_timeout=120)
 n503 = sum(1 for r in results if r[0] == 503)
 check(n503 >= 1 and sum(1 for r in results if r[0] == "ok") >= 1, f"1 slot + a queue of 1: 503 when full ({results})")
 
@@ -376,13 +352,7 @@ def worker(k):
         except Exception as e:  # noqa
             with lock:
                 bad.append(repr(e))
-t0 = time.time()
-ths = [threading.Thread(target=worker, args=(k,)) for k in range(NC)]
-for th in ths:
-    th.start()
-for th in ths:
-    th.join()
-wall = time.time() - t0
+wall = run_threads(worker, [(k,) for k in range(NC)])
 lat.sort()
 p50 = statistics.median(lat) if lat else float("nan")
 p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
@@ -403,5 +373,4 @@ for line in text.splitlines():
         check(False, f"Prometheus line format: {line!r}")
         break
 
-print(f"{fails} failed")
-sys.exit(1 if fails else 0)
+finish()

@@ -10,6 +10,9 @@ arrived and that no error was shown, and saves a screenshot.
 usage: serve_page_check.py URL PNG_OUT  (exit 0 ok, 1 failure)"""
 import base64, json, os, struct, subprocess, sys, tempfile, time, zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py"))
+from serve_harness import check, finish
+
 
 class Browser:
     def __init__(self):
@@ -135,19 +138,14 @@ def main():
     finally:
         br.close()
     print(f"page state: {state}; user: {page['u']}; answer: {page['a']}; status: {page['s']!r}")
-    ok = True
-    if state != "done":
-        print(f"FAIL: the page did not finish (state {state!r}, errors {page['e']})"); ok = False
-    if not page["a"] or not page["a"][0].strip():
-        print("FAIL: no streamed answer on the page"); ok = False
-    if page["e"]:
-        print(f"FAIL: the page shows an error: {page['e']}"); ok = False
+    check(state == "done", f"the page finished (state {state!r}, errors {page['e']})")
+    check(page["a"] and page["a"][0].strip(), "a streamed answer on the page")
+    check(not page["e"], f"the page shows no error ({page['e']})")
     w, h, ncol = png_stats(png)
     print(f"screenshot {out}: {len(png)} bytes, {w}x{h}, {ncol} distinct colours (sampled)")
-    if len(png) < 5000 or w < 400 or h < 300 or ncol < 8:
-        print("FAIL: the screenshot looks empty"); ok = False
-    return 0 if ok else 1
+    check(len(png) >= 5000 and w >= 400 and h >= 300 and ncol >= 8, "the screenshot is not empty")
+    finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,14 +19,11 @@
 #include "testlib.h"
 #include "train/adapter.h"
 
-static char tmpdir[] = "/tmp/slm_test_adapter_XXXXXX";
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {  /* uniform in [-1, 1) */
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmpdir, name); }
 
 /* An adapter on a few matrices of m, rank r; B zero or random. */
 static lora_adapter *make_adapter(const slm_model *m, int r, bool zero_b, float amp) {
@@ -101,57 +98,66 @@ static void expect_load_error(const slm_model *m, const char *path, const char *
     slm_lora_free(l);
 }
 
+/* The hand-made files of test_errors: a change from the valid one ("ok"),
+ * and what the refusal must say (NULL: it must load). Dimensions: E is the
+ * model's width, Q the rows of blk.0.attn_q, other numbers taken as given. */
+enum { DIM_E = -1, DIM_Q = -2, DIM_E1 = -3 };
+typedef struct {
+    const char *file, *arch, *gtype, *a_name, *b_name;
+    int a0, a1, b0, b1;
+    uint32_t type;
+    float fill;
+    const char *needle;
+} bad_adapter;
+
 static void test_errors(const slm_model *m) {
     char p[512];
     int E = m->cfg.n_embd, Q = (int)m->layers[0].wq.rows;
-    const char *qa = "blk.0.attn_q.weight.lora_a", *qb = "blk.0.attn_q.weight.lora_b";
-    tmp_path(p, sizeof p, "ok.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 4, qb, 4, Q, SLM_T_F32, 0.01f);
+#define QA "blk.0.attn_q.weight.lora_a"
+#define QB "blk.0.attn_q.weight.lora_b"
+    const bad_adapter cases[] = {
+        { "ok.gguf", "gemma3", "adapter", QA, QB, DIM_E, 4, 4, DIM_Q, SLM_T_F32, 0.01f, NULL },
+        { "arch.gguf", "llama", "adapter", QA, QB, DIM_E, 4, 4, DIM_Q, SLM_T_F32, 0.01f, "architecture 'llama'" },
+        { "type.gguf", "gemma3", "model", QA, QB, DIM_E, 4, 4, DIM_Q, SLM_T_F32, 0.01f, "not an adapter" },
+        { "shape.gguf", "gemma3", "adapter", QA, QB, DIM_E1, 4, 4, DIM_Q, SLM_T_F32, 0.01f, "has shape" },
+        { "shape_b.gguf", "gemma3", "adapter", QA, QB, DIM_E, 4, 4, DIM_E, SLM_T_F32, 0.01f, "has shape" },
+        { "rank.gguf", "gemma3", "adapter", QA, QB, DIM_E, 4, 8, DIM_Q, SLM_T_F32, 0.01f, "rank" },
+        { "missing.gguf", "gemma3", "adapter", "blk.99.attn_q.weight.lora_a", "blk.99.attn_q.weight.lora_b",
+          DIM_E, 4, 4, DIM_Q, SLM_T_F32, 0.01f, "does not have" },
+        { "unknown.gguf", "gemma3", "adapter", "blk.0.attn_qkv.weight.lora_a", NULL, DIM_E, 4, 0, 0, SLM_T_F32,
+          0.01f, "not a LoRA tensor" },
+        { "half.gguf", "gemma3", "adapter", QA, NULL, DIM_E, 4, 0, 0, SLM_T_F32, 0.01f, "no lora_b" },
+        { "q8.gguf", "gemma3", "adapter", QA, QB, DIM_E, 32, 32, DIM_Q, SLM_T_Q8_0, 0, "F32 or F16" },
+        { "nan.gguf", "gemma3", "adapter", QA, QB, DIM_E, 4, 4, DIM_Q, SLM_T_F32, NAN, "not finite" },
+    };
+#undef QA
+#undef QB
     slm_lora *l = NULL;
-    CHECKF(slm_lora_load(m, p, &l) == SLM_OK, "%s", slm_last_error());
-    slm_lora_free(l);
-
-    tmp_path(p, sizeof p, "arch.gguf");
-    write_bad(p, "llama", "adapter", qa, E, 4, qb, 4, Q, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "architecture 'llama'");
-    tmp_path(p, sizeof p, "type.gguf");
-    write_bad(p, "gemma3", "model", qa, E, 4, qb, 4, Q, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "not an adapter");
-    tmp_path(p, sizeof p, "shape.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E + 1, 4, qb, 4, Q, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "has shape");
-    tmp_path(p, sizeof p, "shape_b.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 4, qb, 4, E, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "has shape");
-    tmp_path(p, sizeof p, "rank.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 4, qb, 8, Q, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "rank");
-    tmp_path(p, sizeof p, "missing.gguf");
-    write_bad(p, "gemma3", "adapter", "blk.99.attn_q.weight.lora_a", E, 4, "blk.99.attn_q.weight.lora_b", 4, Q,
-              SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "does not have");
-    tmp_path(p, sizeof p, "unknown.gguf");
-    write_bad(p, "gemma3", "adapter", "blk.0.attn_qkv.weight.lora_a", E, 4, NULL, 0, 0, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "not a LoRA tensor");
-    tmp_path(p, sizeof p, "half.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 4, NULL, 0, 0, SLM_T_F32, 0.01f);
-    expect_load_error(m, p, "no lora_b");
-    tmp_path(p, sizeof p, "q8.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 32, qb, 32, Q, SLM_T_Q8_0, 0);
-    expect_load_error(m, p, "F32 or F16");
-    tmp_path(p, sizeof p, "nan.gguf");
-    write_bad(p, "gemma3", "adapter", qa, E, 4, qb, 4, Q, SLM_T_F32, NAN);
-    expect_load_error(m, p, "not finite");
-    tmp_path(p, sizeof p, "absent.gguf");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bad_adapter *c = &cases[i];
+        uint64_t d[4] = { 0 };
+        const int given[4] = { c->a0, c->a1, c->b0, c->b1 };
+        for (int k = 0; k < 4; k++)
+            d[k] = (uint64_t)(given[k] == DIM_E ? E : given[k] == DIM_Q ? Q : given[k] == DIM_E1 ? E + 1 : given[k]);
+        test_tmp_path(p, sizeof p, c->file);
+        write_bad(p, c->arch, c->gtype, c->a_name, d[0], d[1], c->b_name, d[2], d[3], c->type, c->fill);
+        if (c->needle) {
+            expect_load_error(m, p, c->needle);
+        } else {
+            CHECKF(slm_lora_load(m, p, &l) == SLM_OK, "%s: %s", c->file, slm_last_error());
+            slm_lora_free(l);
+        }
+    }
+    test_tmp_path(p, sizeof p, "absent.gguf");
     expect_load_error(m, p, "cannot read adapter");
 
     /* every truncation of a valid file is refused */
-    tmp_path(p, sizeof p, "ok.gguf");
+    test_tmp_path(p, sizeof p, "ok.gguf");
     size_t len;
     char *buf = test_read_file(p, &len);
     CHECK(buf != NULL);
     char tp[512];
-    tmp_path(tp, sizeof tp, "trunc.gguf");
+    test_tmp_path(tp, sizeof tp, "trunc.gguf");
     int refused = 0, tried = 0;
     for (size_t cut = 0; buf && cut < len; cut += cut < 600 ? 7 : 997) {
         FILE *f = fopen(tp, "wb");
@@ -169,7 +175,7 @@ static void test_errors(const slm_model *m) {
 int main(void) {
     const char *path = test_model_path();
     if (!path) { fprintf(stderr, "no model; skipping\n"); return TEST_SKIP; }
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!test_tmp_dir()) return 1;
     slm_model *m = NULL;
     CHECK(slm_model_open(path, &m) == SLM_OK);
     if (!m) return test_finish();
@@ -178,7 +184,7 @@ int main(void) {
 
     /* (1) round trip */
     lora_adapter *a = make_adapter(m, 4, false, 1.0f);
-    tmp_path(ap, sizeof ap, "rand.gguf");
+    test_tmp_path(ap, sizeof ap, "rand.gguf");
     CHECKF(adapter_save(m, a, ap) == SLM_OK, "%s", slm_last_error());
     lora_adapter *back = NULL;
     CHECKF(adapter_load(m->gguf, ap, &back) == SLM_OK, "%s", slm_last_error());
@@ -206,7 +212,7 @@ int main(void) {
 
     lora_adapter *z = make_adapter(m, 4, true, 1.0f);
     char zp[512];
-    tmp_path(zp, sizeof zp, "zero.gguf");
+    test_tmp_path(zp, sizeof zp, "zero.gguf");
     CHECK(adapter_save(m, z, zp) == SLM_OK);
     adapter_free(z);
     slm_lora *lz = NULL;
@@ -246,7 +252,7 @@ int main(void) {
     CHECK(max_diff(l0, l2, V) == 0);
 
     /* merged F32 model vs runtime adapter, same scale */
-    tmp_path(mp, sizeof mp, "merged.gguf");
+    test_tmp_path(mp, sizeof mp, "merged.gguf");
     CHECKF(slm_lora_merge(path, ap, mp, 0.5f, false) == SLM_OK, "%s", slm_last_error());
     slm_model *mm = NULL;
     CHECKF(slm_model_open(mp, &mm) == SLM_OK, "%s", slm_last_error());
@@ -266,7 +272,7 @@ int main(void) {
     }
     /* merge errors leave nothing behind */
     char bad[512];
-    tmp_path(bad, sizeof bad, "never.gguf");
+    test_tmp_path(bad, sizeof bad, "never.gguf");
     CHECK(slm_lora_merge(path, "/nonexistent/adapter.gguf", bad, 1, false) != SLM_OK);
     CHECK(access(bad, F_OK) != 0);
 
@@ -276,8 +282,6 @@ int main(void) {
     adapter_free(a);
     test_errors(m);
     slm_model_close(m);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_tmp_cleanup();
     return test_finish();
 }

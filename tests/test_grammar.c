@@ -1,6 +1,7 @@
 /* GBNF parser, matcher and JSON Schema converter (issue 17); with the real
  * model also token checks against the full mask and the sampler hook. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -297,6 +298,92 @@ static void test_with_model(void) {
     slm_model_close(m);
 }
 
+/* Grammars on one model share its vocabulary index (built once, on first
+ * use, by whichever thread gets there first). Several threads make the first
+ * grammars at once; then two grammars walked alike give the same masks, and
+ * one keeps working, in states it has not masked yet, after the other is
+ * freed (ASan would see a use after free). */
+#define SHARED_GBNF "root ::= \"{\" ws \"\\\"a\\\":\" ws num ws \"}\"\nnum ::= [0-9]+\nws ::= [ \\t\\n]*"
+
+typedef struct {
+    const slm_model *m;
+    float *masked;      /* zero logits after the initial state's mask */
+    slm_status st;
+} shared_job;
+
+static void *make_grammar(void *arg) {
+    shared_job *j = arg;
+    slm_grammar *g;
+    j->st = slm_grammar_new(j->m, SHARED_GBNF, strlen(SHARED_GBNF), &g);
+    if (!j->st) {
+        slm_grammar_apply(g, j->masked);
+        slm_grammar_free(g);
+    }
+    return NULL;
+}
+
+/* Do g and h allow the same tokens in their current states? */
+static bool same_mask(slm_grammar *g, slm_grammar *h, float *a, float *b, int nv) {
+    memset(a, 0, (size_t)nv * sizeof *a);
+    memset(b, 0, (size_t)nv * sizeof *b);
+    int na = slm_grammar_apply(g, a), nb = slm_grammar_apply(h, b);
+    for (int i = 0; i < nv; i++)
+        if ((a[i] == -INFINITY) != (b[i] == -INFINITY)) return false;
+    return na == nb && na > 0;
+}
+
+static void test_shared_index(void) {
+    const char *path = test_model_path();
+    if (!path) { test_skip("no model (SLM_TEST_MODEL)"); return; }
+    slm_model *m;
+    if (slm_model_open(path, &m)) { test_skip("model does not open: %s", slm_last_error()); return; }
+    const int nv = slm_vocab_size(m);
+    enum { NT = 3 };
+    shared_job jobs[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        jobs[i] = (shared_job){ m, calloc((size_t)nv, sizeof(float)), SLM_ERR_INVALID_ARG };
+        CHECK(jobs[i].masked && pthread_create(&th[i], NULL, make_grammar, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NT; i++) {
+        CHECKF(jobs[i].st == SLM_OK, "thread %d: %s", i, slm_last_error());
+        CHECK(i == 0 || !memcmp(jobs[i].masked, jobs[0].masked, (size_t)nv * sizeof(float)));
+    }
+    for (int i = 0; i < NT; i++) free(jobs[i].masked);
+
+    float *a = malloc((size_t)nv * sizeof *a), *b = malloc((size_t)nv * sizeof *b);
+    slm_grammar *g1, *g2, *g3;
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    CHECK(slm_grammar_new(m, SHARED_GBNF, strlen(SHARED_GBNF), &g1) == SLM_OK);
+    double t_new = (double)clock() / CLOCKS_PER_SEC - t0;
+    CHECK(slm_grammar_new(m, SHARED_GBNF, strlen(SHARED_GBNF), &g2) == SLM_OK);
+    const char *steps[] = { "{", " \"a\":", " 1", "2" };
+    for (int k = 0; k < 3; k++) {   /* the last step is left for after g1 is gone */
+        CHECKF(same_mask(g1, g2, a, b, nv), "masks differ before step %d", k);
+        CHECK(slm_grammar_accept_bytes(g1, steps[k], strlen(steps[k])) == SLM_OK);
+        CHECK(slm_grammar_accept_bytes(g2, steps[k], strlen(steps[k])) == SLM_OK);
+    }
+    slm_grammar_free(g1);
+    CHECK(slm_grammar_accept_bytes(g2, steps[3], strlen(steps[3])) == SLM_OK);
+    CHECK(slm_grammar_new(m, SHARED_GBNF, strlen(SHARED_GBNF), &g3) == SLM_OK);
+    for (int k = 0; k < 4; k++) CHECK(slm_grammar_accept_bytes(g3, steps[k], strlen(steps[k])) == SLM_OK);
+    CHECK(same_mask(g2, g3, a, b, nv));
+    slm_token close = -1;
+    for (int i = 0; i < nv && close < 0; i++) {   /* a token that closes the object */
+        char piece[8];
+        if (b[i] != -INFINITY && slm_token_to_bytes(m, i, false, piece, sizeof piece) == 1 && piece[0] == '}') close = i;
+    }
+    CHECK(close >= 0 && slm_grammar_allows(g2, close) && slm_grammar_accept(g2, close) == SLM_OK);
+    CHECK(slm_grammar_can_end(g2));
+    slm_grammar_free(g3);
+    slm_grammar_free(g2);
+    free(a);
+    free(b);
+    fprintf(stderr, "a grammar on a model whose vocabulary index exists: %.2f ms CPU\n", t_new * 1e3);
+    slm_model_close(m);
+}
+
 /* tests/fixtures/grammar/compat.jsonl: grammars with strings both slm and
  * llama.cpp accept or reject, and grammars both refuse to load (checked
  * against llama.cpp itself by bench/grammar_llamacpp.sh). */
@@ -344,5 +431,6 @@ int main(void) {
     test_compat_corpus();
     test_schema();
     test_with_model();
+    test_shared_index();
     return test_finish();
 }

@@ -53,6 +53,26 @@ static double session_loss(slm_model *m, const int32_t *tok, int n, const uint8_
     return tot;
 }
 
+/* training parameters with 2 threads: full fine-tuning, or LoRA of rank `rank` */
+static train_params params_for(bool full, int max_seq, int rank) {
+    train_params p;
+    train_default_params(&p);
+    p.full = full;
+    p.max_seq = max_seq;
+    if (!full) p.rank = rank;
+    p.n_threads = 2;
+    return p;
+}
+
+/* the same random B (uniform in [-amp, amp)) in each of n adapters of one shape */
+static void same_random_b(lora_adapter **ads, int n, double amp) {
+    for (int i = 0; i < ads[0]->n_layer * LORA_N_TARGETS; i++)
+        for (size_t k = 0; k < (size_t)ads[0]->mats[i].n_out * ads[0]->mats[i].rank; k++) {
+            float b = (float)(urand() * amp);
+            for (int a = 0; a < n; a++) ads[a]->mats[i].b[k] = b;
+        }
+}
+
 /* all LoRA gradients, concatenated */
 static float *lora_grads(slm_trainer *t, size_t *n) {
     lora_adapter *ad = trainer_lora(t);
@@ -85,70 +105,11 @@ static void lora_move(slm_trainer *t, const float *g, double gnorm, double step)
     }
 }
 
-/* full fine-tuning: same forward as LoRA at init, gradient against the loss
- * along it, and the saved GGUF reads back with the same loss */
-static void test_model_full(slm_model *m, const int32_t *tok, const uint8_t *mask, int n, double l_init) {
-    train_params p;
-    train_default_params(&p);
-    p.full = true;
-    p.max_seq = 32;
-    p.n_threads = 2;
-    slm_trainer *t;
-    if (trainer_new(m, &p, &t)) { CHECKF(0, "full trainer: %s", slm_last_error()); return; }
-    double l0, lp, lm;
-    int ns;
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l0, &ns));
-    CHECKF(l0 == l_init, "full-mode loss %.9g, LoRA-mode loss %.9g", l0, l_init);
-    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
-    size_t np = trainer_n_params(t), nst = trainer_state_floats(t);
-    float *g = malloc(np * 4), *st = malloc(nst * 4);
-    memcpy(g, trainer_grad_data(t), np * 4);
-    int64_t step;
-    trainer_state_get(t, st, &step);
-    double gn = 0;
-    for (size_t i = 0; i < np; i++) gn += (double)g[i] * g[i];
-    gn = sqrt(gn);
-    double h = 1e-3;
-    for (int sgn = -1; sgn <= 1; sgn += 2) {
-        float *s2 = malloc(nst * 4);
-        memcpy(s2, st, nst * 4);
-        for (size_t i = 0; i < np; i++) s2[i] += (float)(sgn * h * g[i] / gn);
-        trainer_state_set(t, s2, step);
-        CHECK(!trainer_eval_loss(t, tok, mask, n, sgn > 0 ? &lp : &lm, &ns));
-        free(s2);
-    }
-    double fd = (lp - lm) / (2 * h);
-    printf("full: gradient norm %.6f, loss slope along the gradient %.6f\n", gn, fd);
-    CHECKF(fabs(fd - gn) < 0.01 * gn, "full gradient norm %.6f vs slope %.6f", gn, fd);
-    /* a step, then write and read back */
-    trainer_state_set(t, st, step);
-    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
-    double gnorm, l1;
-    CHECK(!trainer_step(t, ns, 1e-4f, 1.0f, &gnorm));
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &l1, &ns));
-    CHECKF(l1 < l0, "full step: loss %.5f -> %.5f", l0, l1);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/slm_train_full_%d.gguf", (int)getpid());
-    CHECKF(!trainer_save_full(t, path), "save: %s", slm_last_error());
-    slm_model *m2;
-    if (!slm_model_open(path, &m2)) {
-        double l2 = session_loss(m2, tok, n, mask);
-        printf("full: loss after a step %.6f, the saved GGUF through slm inference %.6f\n", l1, l2);
-        CHECKF(fabs(l2 - l1) < 2e-5 * fabs(l1) + 1e-4, "saved model's loss %.6f vs trainer %.6f", l2, l1);
-        slm_model_close(m2);
-    } else CHECKF(0, "reopen %s: %s", path, slm_last_error());
-    remove(path);
-    free(g); free(st);
-    trainer_free(t);
-}
-
-/* Every family's layout on the tiny random-weight models of test_arch
- * (tests/fixtures/arch: llama, qwen2 with biases, phi3 with fused QKV and
- * gate-up, mistral with a window on every layer): the loss is the inference
- * path's; LoRA (with dropout) and full gradients agree with the loss along
- * them; checkpointing changes no bit. */
-static double dir_slope_lora(slm_trainer *t, const float *g, double gn, const int32_t *tok, const uint8_t *mask, int n) {
-    double h = 1e-3, lp, lm;
+/* The loss's slope along the LoRA gradient g (norm gn): central difference
+ * with step h; the adapter is left as it was. */
+static double lora_slope(slm_trainer *t, const float *g, double gn, double h, const int32_t *tok, const uint8_t *mask,
+                         int n) {
+    double lp, lm;
     int ns;
     lora_move(t, g, gn, h);
     CHECK(!trainer_eval_loss(t, tok, mask, n, &lp, &ns));
@@ -158,6 +119,68 @@ static double dir_slope_lora(slm_trainer *t, const float *g, double gn, const in
     return (lp - lm) / (2 * h);
 }
 
+/* Full fine-tuning, after trainer_accumulate: the gradient's norm (*gn) and
+ * the loss's slope along the gradient (central difference, step 1e-3); the
+ * trainer's state is left as it was. */
+static double full_slope(slm_trainer *t, const int32_t *tok, const uint8_t *mask, int n, double *gn) {
+    size_t np = trainer_n_params(t), nst = trainer_state_floats(t);
+    float *g = malloc(np * 4), *st = malloc(nst * 4), *s2 = malloc(nst * 4);
+    memcpy(g, trainer_grad_data(t), np * 4);
+    int64_t step;
+    trainer_state_get(t, st, &step);
+    *gn = test_norm(g, np);
+    double h = 1e-3, lp = NAN, lm = NAN;
+    int ns;
+    for (int sgn = -1; sgn <= 1; sgn += 2) {
+        memcpy(s2, st, nst * 4);
+        for (size_t i = 0; i < np; i++) s2[i] += (float)(sgn * h * g[i] / *gn);
+        trainer_state_set(t, s2, step);
+        CHECK(!trainer_eval_loss(t, tok, mask, n, sgn > 0 ? &lp : &lm, &ns));
+    }
+    trainer_state_set(t, st, step);
+    free(g); free(st); free(s2);
+    return (lp - lm) / (2 * h);
+}
+
+/* full fine-tuning: same forward as LoRA at init, gradient against the loss
+ * along it, and the saved GGUF reads back with the same loss */
+static void test_model_full(slm_model *m, const int32_t *tok, const uint8_t *mask, int n, double l_init) {
+    train_params p = params_for(true, 32, 0);
+    slm_trainer *t;
+    if (trainer_new(m, &p, &t)) { CHECKF(0, "full trainer: %s", slm_last_error()); return; }
+    double l0, gn;
+    int ns;
+    CHECK(!trainer_eval_loss(t, tok, mask, n, &l0, &ns));
+    CHECKF(l0 == l_init, "full-mode loss %.9g, LoRA-mode loss %.9g", l0, l_init);
+    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
+    double fd = full_slope(t, tok, mask, n, &gn);
+    printf("full: gradient norm %.6f, loss slope along the gradient %.6f\n", gn, fd);
+    CHECKF(fabs(fd - gn) < 0.01 * gn, "full gradient norm %.6f vs slope %.6f", gn, fd);
+    /* a step, then write and read back */
+    CHECK(!trainer_accumulate(t, tok, mask, n, &l0, &ns));
+    double gnorm, l1;
+    CHECK(!trainer_step(t, ns, 1e-4f, 1.0f, &gnorm));
+    CHECK(!trainer_eval_loss(t, tok, mask, n, &l1, &ns));
+    CHECKF(l1 < l0, "full step: loss %.5f -> %.5f", l0, l1);
+    char path[512];
+    test_tmp_path(path, sizeof path, "full.gguf");
+    CHECKF(!trainer_save_full(t, path), "save: %s", slm_last_error());
+    slm_model *m2;
+    if (!slm_model_open(path, &m2)) {
+        double l2 = session_loss(m2, tok, n, mask);
+        printf("full: loss after a step %.6f, the saved GGUF through slm inference %.6f\n", l1, l2);
+        CHECKF(fabs(l2 - l1) < 2e-5 * fabs(l1) + 1e-4, "saved model's loss %.6f vs trainer %.6f", l2, l1);
+        slm_model_close(m2);
+    } else CHECKF(0, "reopen %s: %s", path, slm_last_error());
+    remove(path);
+    trainer_free(t);
+}
+
+/* Every family's layout on the tiny random-weight models of test_arch
+ * (tests/fixtures/arch: llama, qwen2 with biases, phi3 with fused QKV and
+ * gate-up, mistral with a window on every layer): the loss is the inference
+ * path's; LoRA (with dropout) and full gradients agree with the loss along
+ * them; checkpointing changes no bit. */
 static void test_arch_models(void) {
     static const char *fams[] = { "llama", "qwen2", "phi3", "mistral" };
     for (size_t fi = 0; fi < sizeof fams / sizeof fams[0]; fi++) {
@@ -172,11 +195,7 @@ static void test_arch_models(void) {
             tok[i] = (int32_t)((urand() + 1) * 0.5 * V) % V;
             mask[i] = i >= 20;
         }
-        train_params p;
-        train_default_params(&p);
-        p.max_seq = 96;
-        p.rank = 4;
-        p.n_threads = 2;
+        train_params p = params_for(false, 96, 4);
         slm_trainer *t, *td, *tdc;
         CHECK(!trainer_new(m, &p, &t));
         p.dropout = 0.2f;
@@ -188,20 +207,14 @@ static void test_arch_models(void) {
         CHECK(!trainer_eval_loss(t, tok, mask, n, &l, &ns));
         CHECKF(fabs(l - lref) < 1e-5 * fabs(lref) + 1e-4, "%s: loss %.6f vs inference %.6f", fams[fi], l, lref);
         lora_adapter *ads[3] = { trainer_lora(t), trainer_lora(td), trainer_lora(tdc) };
-        for (int i = 0; i < ads[0]->n_layer * LORA_N_TARGETS; i++)
-            for (size_t k = 0; k < (size_t)ads[0]->mats[i].n_out * ads[0]->mats[i].rank; k++) {
-                float b = (float)(urand() * 0.05);
-                for (int a = 0; a < 3; a++) ads[a]->mats[i].b[k] = b;
-            }
+        same_random_b(ads, 3, 0.05);
         double l1, l2, l3;
         int n1;
         CHECK(!trainer_accumulate(t, tok, mask, n, &l1, &n1));
         size_t ng, ng2, ng3;
         float *g = lora_grads(t, &ng);
-        double gn = 0;
-        for (size_t i = 0; i < ng; i++) gn += (double)g[i] * g[i];
-        gn = sqrt(gn);
-        double fd = dir_slope_lora(t, g, gn, tok, mask, n);
+        double gn = test_norm(g, ng);
+        double fd = lora_slope(t, g, gn, 1e-3, tok, mask, n);
         CHECKF(fabs(fd - gn) < 0.01 * gn, "%s: LoRA gradient norm %.6f, loss slope %.6f", fams[fi], gn, fd);
         /* dropout: masks regenerated in the backward and in the recomputed forward */
         CHECK(!trainer_accumulate(td, tok, mask, n, &l2, &n1));
@@ -213,35 +226,16 @@ static void test_arch_models(void) {
         free(g); free(g2); free(g3);
         trainer_free(t); trainer_free(td); trainer_free(tdc);
         /* full fine-tuning */
-        train_params pf;
-        train_default_params(&pf);
-        pf.full = true;
-        pf.max_seq = 96;
-        pf.n_threads = 2;
+        train_params pf = params_for(true, 96, 0);
         slm_trainer *tf;
         CHECK(!trainer_new(m, &pf, &tf));
-        double lf0, lp, lm;
+        double lf0, gfn;
         CHECK(!trainer_accumulate(tf, tok, mask, n, &lf0, &ns));
         CHECKF(fabs(lf0 - lref) < 1e-5 * fabs(lref) + 1e-4, "%s: full-mode loss %.6f vs %.6f", fams[fi], lf0, lref);
-        size_t np = trainer_n_params(tf), nst = trainer_state_floats(tf);
-        float *gf = malloc(np * 4), *st = malloc(nst * 4), *s2 = malloc(nst * 4);
-        memcpy(gf, trainer_grad_data(tf), np * 4);
-        int64_t step;
-        trainer_state_get(tf, st, &step);
-        double gfn = 0, h = 1e-3;
-        for (size_t i = 0; i < np; i++) gfn += (double)gf[i] * gf[i];
-        gfn = sqrt(gfn);
-        for (int sg = -1; sg <= 1; sg += 2) {
-            memcpy(s2, st, nst * 4);
-            for (size_t i = 0; i < np; i++) s2[i] += (float)(sg * h * gf[i] / gfn);
-            trainer_state_set(tf, s2, step);
-            CHECK(!trainer_eval_loss(tf, tok, mask, n, sg > 0 ? &lp : &lm, &ns));
-        }
-        double fdf = (lp - lm) / (2 * h);
+        double fdf = full_slope(tf, tok, mask, n, &gfn);
         CHECKF(fabs(fdf - gfn) < 0.01 * gfn, "%s: full gradient norm %.6f, loss slope %.6f", fams[fi], gfn, fdf);
         printf("%s: loss %.5f (inference %.5f); LoRA |g| %.5f slope %.5f; full |g| %.5f slope %.5f\n", fams[fi], l,
                lref, gn, fd, gfn, fdf);
-        free(gf); free(st); free(s2);
         trainer_free(tf);
         slm_model_close(m);
     }
@@ -261,11 +255,7 @@ static void test_model(void) {
     int n = (int)nt;
     uint8_t *mask = calloc(n, 1);
     for (int i = n / 2; i < n; i++) mask[i] = 1;
-    train_params p;
-    train_default_params(&p);
-    p.max_seq = 64;
-    p.rank = 4;
-    p.n_threads = 2;
+    train_params p = params_for(false, 64, 4);
     slm_trainer *t, *tc;
     CHECK(!trainer_new(m, &p, &t));
     p.checkpoint = true;
@@ -281,11 +271,9 @@ static void test_model(void) {
     CHECKF(fabs(l_tr - l_ref) < 2e-5 * fabs(l_ref) + 1e-4, "loss %.6f vs slm inference (precise) %.6f over %d", l_tr,
            l_ref, ns);
     /* 2. a non-zero B in both trainers, then gradients: checkpointing changes nothing */
-    lora_adapter *a1 = trainer_lora(t), *a2 = trainer_lora(tc);
+    lora_adapter *ads[2] = { trainer_lora(t), trainer_lora(tc) };
     uint64_t save = rng;
-    for (int i = 0; i < a1->n_layer * LORA_N_TARGETS; i++)
-        for (size_t k = 0; k < (size_t)a1->mats[i].n_out * a1->mats[i].rank; k++)
-            a1->mats[i].b[k] = a2->mats[i].b[k] = (float)(urand() * 0.01);
+    same_random_b(ads, 2, 0.01);
     rng = save;
     double l1, l2;
     int n1, n2;
@@ -295,16 +283,8 @@ static void test_model(void) {
     float *g = lora_grads(t, &ng), *g2 = lora_grads(tc, &ng2);
     CHECK(l1 == l2 && ng == ng2 && memcmp(g, g2, ng * 4) == 0);
     /* 3. the gradient against the loss: central difference along it */
-    double gn = 0;
-    for (size_t i = 0; i < ng; i++) gn += (double)g[i] * g[i];
-    gn = sqrt(gn);
-    double h = 2e-3, lp, lm;
-    lora_move(t, g, gn, h);
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &lp, &ns));
-    lora_move(t, g, gn, -2 * h);
-    CHECK(!trainer_eval_loss(t, tok, mask, n, &lm, &ns));
-    lora_move(t, g, gn, h);
-    double fd = (lp - lm) / (2 * h);
+    double gn = test_norm(g, ng);
+    double fd = lora_slope(t, g, gn, 2e-3, tok, mask, n);
     printf("LoRA: gradient norm %.6f, loss slope along the gradient %.6f\n", gn, fd);
     CHECKF(fabs(fd - gn) < 0.01 * gn, "LoRA gradient norm %.6f, loss slope along it %.6f", gn, fd);
     /* 4. an optimizer step lowers the loss */
@@ -324,5 +304,6 @@ static void test_model(void) {
 int main(void) {
     test_arch_models();
     test_model();
+    test_tmp_cleanup();
     return test_finish();
 }

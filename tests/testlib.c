@@ -1,5 +1,7 @@
 #include "testlib.h"
 
+#include <ftw.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +73,40 @@ void test_expect_model_fail(const char *what, const void *buf, size_t len, const
     CHECKF(strstr(slm_last_error(), want) != NULL, "%s: message '%s' lacks '%s'", what, slm_last_error(), want);
     if (m) slm_model_close(m);
     unlink(path);
+}
+
+static char tmp_dir[64];
+
+const char *test_tmp_dir(void) {
+    if (!tmp_dir[0]) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/slm_test_XXXXXX");
+        if (!mkdtemp(tmp_dir)) {
+            perror("mkdtemp");
+            tmp_dir[0] = '\0';
+            return NULL;
+        }
+    }
+    return tmp_dir;
+}
+
+void test_tmp_path(char *buf, size_t cap, const char *name) {
+    const char *d = test_tmp_dir();
+    snprintf(buf, cap, "%s/%s", d ? d : "/nonexistent", name);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+void test_tmp_cleanup(void) {
+    if (!tmp_dir[0]) return;
+    if (nftw(tmp_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    tmp_dir[0] = '\0';
+}
+
+double test_norm(const float *v, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return sqrt(s);
 }

@@ -38,6 +38,17 @@ char *test_read_file(const char *path, size_t *len);
  * contains `want`; `what` names the case in failures. */
 void test_expect_model_fail(const char *what, const void *buf, size_t len, const char *want);
 
+/* A private temporary folder for the test's files, made on the first call
+ * (NULL, with a message, if it cannot be); test_tmp_path writes
+ * "<folder>/name" into buf; test_tmp_cleanup removes the folder and all in
+ * it. */
+const char *test_tmp_dir(void);
+void test_tmp_path(char *buf, size_t cap, const char *name);
+void test_tmp_cleanup(void);
+
+/* The Euclidean norm of v[0..n), in double. */
+double test_norm(const float *v, size_t n);
+
 #define TEST_SKIP 77
 
 #endif

@@ -98,8 +98,20 @@ static void sb_token_text(sbuf *b, const slm_model *m, int32_t id) {
     sb_json_str(b, piece, l < sizeof piece ? l : sizeof piece);
 }
 
+/* The members of a JSON object text, without its braces (for splicing). */
+static void sb_members(sbuf *b, const char *obj) {
+    const char *s = strchr(obj, '{'), *e = strrchr(obj, '}');
+    if (!s || !e || e <= s) return;
+    s++;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
+    if (s == e) return;
+    sb_addz(b, ", ");
+    sb_add(b, s, (size_t)(e - s));
+}
+
 /* The variables transformers passes to a chat template. */
-static char *context_json(const slm_model *m, const slm_chat_message *msgs, size_t n, bool gen) {
+static char *context_json(const slm_model *m, const slm_chat_message *msgs, const char *const *msg_json, size_t n,
+                          const char *tools_json, bool gen) {
     sbuf b = { 0 };
     sb_addz(&b, "{\"messages\": [");
     for (size_t i = 0; i < n; i++) {
@@ -108,9 +120,12 @@ static char *context_json(const slm_model *m, const slm_chat_message *msgs, size
         sb_json_str(&b, role, strlen(role));
         sb_addz(&b, ", \"content\": ");
         sb_json_str(&b, content, strlen(content));
+        if (msg_json && msg_json[i]) sb_members(&b, msg_json[i]);
         sb_addz(&b, "}");
     }
-    sb_addz(&b, "], \"tools\": null, \"documents\": null, \"add_generation_prompt\": ");
+    sb_addz(&b, "], \"tools\": ");
+    sb_addz(&b, tools_json ? tools_json : "null");
+    sb_addz(&b, ", \"documents\": null, \"add_generation_prompt\": ");
     sb_addz(&b, gen ? "true" : "false");
     sb_addz(&b, ", \"bos_token\": ");
     sb_token_text(&b, m, tok_bos(m->tok));
@@ -122,6 +137,11 @@ static char *context_json(const slm_model *m, const slm_chat_message *msgs, size
 }
 
 slm_status slm_chat_format(const slm_model *m, const slm_chat_message *msgs, size_t n, bool gen, char **out) {
+    return slm_chat_format_tools(m, msgs, NULL, n, NULL, gen, out);
+}
+
+slm_status slm_chat_format_tools(const slm_model *m, const slm_chat_message *msgs, const char *const *msg_json,
+                                 size_t n, const char *tools_json, bool gen, char **out) {
     *out = NULL;
     gguf_str tmpl;
     const char *src;
@@ -135,7 +155,7 @@ slm_status slm_chat_format(const slm_model *m, const slm_chat_message *msgs, siz
     } else {
         return slm_fail(SLM_ERR_UNSUPPORTED, "model '%s' has no chat template and no built-in chat format", m->arch->name);
     }
-    char *ctx = context_json(m, msgs, n, gen);
+    char *ctx = context_json(m, msgs, msg_json, n, tools_json, gen);
     if (!ctx) return slm_fail(SLM_ERR_NOMEM, "out of memory rendering the chat");
     slm_status st = jinja_render(src, len, ctx, NULL, out, NULL);
     free(ctx);

@@ -4,6 +4,7 @@
 #ifndef SLM_MODEL_H
 #define SLM_MODEL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "gguf/gguf.h"
@@ -73,6 +74,10 @@ struct slm_model {
     size_t packed_len;
     uint64_t n_params;
     char name[128];
+    /* Built on first use and kept for the model's life, under cache_lock:
+     * the grammars' vocabulary index (src/grammar/vocab_index.c). */
+    pthread_mutex_t cache_lock;
+    struct grammar_vocab *grammar_vocab;
 };
 
 /* Binds the architecture, reads the hyper-parameters and checks every tensor

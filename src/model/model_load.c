@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "grammar/vocab_index.h"
 #include "model/model.h"
 #include "quant/quant.h"
 
@@ -303,6 +304,7 @@ slm_status slm_model_open(const char *path, slm_model **out) {
     *out = NULL;
     struct slm_model *m = calloc(1, sizeof *m);
     if (!m) return slm_fail(SLM_ERR_NOMEM, "out of memory");
+    if (pthread_mutex_init(&m->cache_lock, NULL)) { free(m); return slm_fail(SLM_ERR_NOMEM, "cannot create a lock"); }
     slm_status st = gguf_open(path, &m->gguf);
     if (!st) st = check_arch(m);
     if (!st) st = tok_load(m->gguf, &m->tok);
@@ -315,6 +317,8 @@ slm_status slm_model_open(const char *path, slm_model **out) {
 
 void slm_model_close(slm_model *m) {
     if (!m) return;
+    grammar_vocab_free(m->grammar_vocab);
+    pthread_mutex_destroy(&m->cache_lock);
     model_free_packed(m);
     free(m->layers);
     tok_free(m->tok);

@@ -36,7 +36,9 @@ static bool tb_add(tokbuf *b, const int32_t *t, size_t n, uint8_t scored) {
     return true;
 }
 
-/* Tokenizes text[0..len) (special tokens parsed) and appends it. */
+/* Tokenizes text[0..len) and appends it. The raw shapes ({"text"}, and
+ * {"prompt", "completion"} without chat) may spell the model's markup, so
+ * control-token strings in them become control tokens. */
 static slm_status tb_text(tokbuf *b, const slm_model *m, const char *text, size_t len, bool add_bos, uint8_t scored) {
     if (len == 0 && !add_bos) return SLM_OK;
     slm_token *t = NULL;
@@ -90,48 +92,28 @@ static slm_status add_example(train_data *d, tokbuf *b, int line, const train_da
 
 /* ---- the three JSONL shapes ------------------------------------------------------ */
 
-/* Renders msgs[0..n) (with or without the generation prompt). */
-static slm_status render(const slm_model *m, const slm_chat_message *msgs, size_t n, bool gen, char **out) {
-    return slm_chat_format(m, msgs, n, gen, out);
-}
-
-/* A conversation: the whole rendering, with each assistant turn's span
- * (its text minus trailing whitespace) scored. */
+/* A conversation: the whole rendering, with each assistant turn (its content
+ * and end-of-turn marker) scored. Contents are plain text: control-token
+ * strings written in a message stay text (slm_chat_tokenize). */
 static slm_status conv_tokens(const slm_model *m, const slm_chat_message *msgs, size_t n, tokbuf *b, char *why,
                               size_t why_cap) {
-    char *full = NULL;
-    slm_status st = render(m, msgs, n, false, &full);
+    slm_token *t = NULL;
+    uint8_t *scored = NULL;
+    size_t k = 0;
+    slm_status st = slm_chat_tokenize(m, msgs, n, false, &t, &scored, &k);
     if (st) return st;
-    size_t full_len = strlen(full), done = 0;
-    int n_assist = 0;
-    for (size_t i = 0; i < n && !st; i++) {
-        if (strcmp(msgs[i].role, "assistant") != 0) continue;
-        char *pre = NULL, *upto = NULL;
-        st = render(m, msgs, i, true, &pre);
-        if (!st) st = render(m, msgs, i + 1, false, &upto);
-        if (!st) {
-            size_t a = strlen(pre), e = strlen(upto);
-            if (a > e || strncmp(pre, upto, a) != 0 || e > full_len || strncmp(upto, full, e) != 0 || a < done) {
-                snprintf(why, why_cap, "the chat template does not render the conversation's prefixes as prefixes of "
-                                       "the whole, so the assistant turns cannot be located");
-                st = SLM_ERR_UNSUPPORTED;
-            } else {
-                while (e > a && (upto[e - 1] == '\n' || upto[e - 1] == ' ' || upto[e - 1] == '\r' || upto[e - 1] == '\t')) e--;
-                st = tb_text(b, m, full + done, a - done, false, 0);
-                if (!st) st = tb_text(b, m, full + a, e - a, false, 1);
-                done = e;
-                n_assist++;
-            }
-        }
-        free(pre);
-        free(upto);
-    }
-    if (!st) st = tb_text(b, m, full + done, full_len - done, false, 0);
-    free(full);
-    if (!st && n_assist == 0) {
+    bool any = false;
+    for (size_t i = 0; i < n; i++) any |= !strcmp(msgs[i].role, "assistant");
+    if (!any) {
         snprintf(why, why_cap, "the conversation has no assistant message, so nothing would be learned");
         st = SLM_ERR_INVALID_ARG;
     }
+    for (size_t i = 0, j; !st && i < k; i = j) {   /* runs of equal flags */
+        for (j = i; j < k && scored[j] == scored[i]; j++) {}
+        if (!tb_add(b, t + i, j - i, scored[i])) st = slm_fail(SLM_ERR_NOMEM, "out of memory");
+    }
+    free(t);
+    free(scored);
     return st;
 }
 

@@ -6,11 +6,15 @@
  *       tokens are scored (each turn's content and its end-of-turn marker,
  *       found by rendering the conversation's prefixes: works with any
  *       template whose renderings of prefixes are prefixes of the whole);
+ *       contents are plain text: "<end_of_turn>" written in a message is
+ *       text, not the control token (slm_chat_tokenize);
  *   {"prompt": "...", "completion": "..."}
  *       the completion (and an EOS after it) is scored; with `chat` the pair
  *       is rendered as a user turn and an assistant turn instead;
  *   {"text": "..."}
  *       every token is scored.
+ * The last two are raw text: control-token strings in them (the model's
+ * own markup, written out) become control tokens.
  * Any other file is plain text: tokenized whole and cut into windows of
  * `seq` tokens (each starting with BOS where the model uses one).
  *

@@ -6,7 +6,10 @@
  * stop sequences of at most 256 bytes, max_tokens within the limit, finite
  * sampling parameters in their ranges), and every error message is valid
  * UTF-8 without control bytes (messages quote client text through
- * serve_quote, which is also fed the raw input). */
+ * serve_quote, which is also fed the raw input). Tools: 1..128 with valid
+ * names, a named tool_choice inside the list, and the composed tool-call
+ * grammar always compiles; the raw input is also read as generated text by
+ * the tool-call reader (serve_tools.c), streaming and final. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +17,8 @@
 #include <string.h>
 
 #include "serve_request.h"
+#include "serve_tools.h"
+#include "slm.h"
 
 #define FAIL(...) do { fprintf(stderr, "fuzz_serve_request: " __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
 
@@ -64,7 +69,20 @@ static void check(const uint8_t *data, size_t size, serve_kind kind) {
         for (int i = 0; i < r.n_messages; i++) {
             const char *role = r.messages[i].role;
             if (!role || !r.messages[i].content) FAIL("message without role or content");
-            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) FAIL("role %s", role);
+            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
+                FAIL("role %s", role);
+        }
+        const serve_tools *t = r.tools;
+        if (t) {
+            if (t->n < 1 || t->n > SERVE_MAX_TOOLS || !t->json) FAIL("tools: %d", t->n);
+            for (int i = 0; i < t->n; i++)
+                if (!t->v[i].name || !t->v[i].name[0] || strlen(t->v[i].name) > 64 || !t->v[i].gbnf) FAIL("tool %d", i);
+            if (t->choice == TOOL_CHOICE_NAMED && (t->named < 0 || t->named >= t->n)) FAIL("named tool %d", t->named);
+            char *g = serve_tools_grammar(t);
+            slm_grammar *gr = NULL;
+            if (g && slm_grammar_new(NULL, g, strlen(g), &gr)) FAIL("tool grammar does not compile: %s\n%s", slm_last_error(), g);
+            slm_grammar_free(gr);
+            free(g);
         }
     } else if (!r.prompt) {
         FAIL("completion without prompt");
@@ -86,5 +104,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(data, size, SERVE_CHAT);
     check(data, size, SERVE_COMPLETION);
     check_quote(data, size);
+    for (int final = 0; final < 2; final++) {
+        tools_parsed p;
+        serve_tools_read((const char *)data, size, final, &p);
+        if (p.content_len > size || p.n_calls < 0 || p.n_calls > SERVE_MAX_CALLS) FAIL("tool reader: bad counts");
+        for (int i = 0; i < p.n_calls; i++)
+            if (!p.calls[i].name || !p.calls[i].args) FAIL("tool reader: call %d without name or arguments", i);
+        tools_parsed_free(&p);
+    }
+    size_t at = serve_tools_trigger((const char *)data, size, 0);
+    if (at != (size_t)-1 && at >= size) FAIL("tool trigger %zu past the end", at);
     return 0;
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat_tokens.h"
 #include "cli.h"
 
 static void chat_help(FILE *out) {
@@ -76,9 +75,8 @@ static int cached_push(cached *c, const slm_token *t, size_t n) {
 /* Renders and tokenizes the conversation with the assistant's turn opened. */
 static int render(cli_engine *e, const conversation *c, slm_token **toks, size_t *n) {
     /* what the user types is text: only the template's markup becomes control tokens */
-    char why[160];
-    if (chat_tokenize(e->model, c->msg, c->n, true, toks, n, why, sizeof why)) {
-        fprintf(stderr, "slm chat: %s\n", why);
+    if (slm_chat_tokenize(e->model, c->msg, c->n, true, toks, NULL, n)) {
+        fprintf(stderr, "slm chat: %s\n", slm_last_error());
         return 1;
     }
     return 0;

@@ -1,15 +1,19 @@
-/* The prompt of a conversation as tokens, with message contents kept as
- * plain text (chat_tokens.c). Used by slm chat and slm serve. */
+/* Kept for callers not yet moved to the library's slm_chat_tokenize (which
+ * now holds the plain-content chat tokenization): the same call, with the
+ * reason for a failure copied into err. */
 #ifndef SLM_CHAT_TOKENS_H
 #define SLM_CHAT_TOKENS_H
 
+#include <stdio.h>
+
 #include "slm.h"
 
-/* Renders msgs with slm_chat_format and tokenizes the result so that only the
- * template's own markup becomes control tokens (the text carries its BOS
- * where the format does). On failure writes the reason into err. *out is
- * malloc'd. */
-slm_status chat_tokenize(const slm_model *m, const slm_chat_message *msgs, size_t n, bool add_generation_prompt,
-                         slm_token **out, size_t *n_out, char *err, size_t errcap);
+static inline slm_status chat_tokenize(const slm_model *m, const slm_chat_message *msgs, size_t n,
+                                       bool add_generation_prompt, slm_token **out, size_t *n_out, char *err,
+                                       size_t errcap) {
+    slm_status st = slm_chat_tokenize(m, msgs, n, add_generation_prompt, out, NULL, n_out);
+    if (st && errcap) snprintf(err, errcap, "%s", slm_last_error());
+    return st;
+}
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "measure.h"
 
 int cli_grammar_parse_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
@@ -31,24 +32,6 @@ void cli_print_grammar_help(FILE *out) {
           "                          reported as truncated, exit status 3)\n", out);
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) { free(buf); buf = NULL; } else buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 int cli_grammar_open(cli_engine *e, const cli_gen_opts *o) {
     const char *file = o->grammar_file ? o->grammar_file : o->json_schema_file;
     bool schema = o->json_schema_file || o->json_object;
@@ -56,8 +39,8 @@ int cli_grammar_open(cli_engine *e, const cli_gen_opts *o) {
     char *text = NULL;
     size_t len = 0;
     if (file) {
-        text = read_file(file, &len);
-        if (!text) { fprintf(stderr, "slm: cannot read %s\n", file); return 1; }
+        text = measure_read_file(NULL, file, &len);
+        if (!text) return 1;
     }
     const char *src = text ? text : o->json_object ? "{\"type\":\"object\"}" : o->grammar_text;
     if (!text) len = strlen(src);

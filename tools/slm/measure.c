@@ -9,7 +9,9 @@
 
 char *measure_read_file(const char *cmd, const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "slm %s: cannot open %s: %s\n", cmd, path, strerror(errno)); return NULL; }
+    const char *sp = cmd ? " " : "";  /* "slm CMD: ..." or, without a command, "slm: ..." */
+    if (!cmd) cmd = "";
+    if (!f) { fprintf(stderr, "slm%s%s: cannot open %s: %s\n", sp, cmd, path, strerror(errno)); return NULL; }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
@@ -22,7 +24,7 @@ char *measure_read_file(const char *cmd, const char *path, size_t *len) {
     int err = ferror(f);
     fclose(f);
     if (!buf || err) {
-        fprintf(stderr, "slm %s: cannot read %s\n", cmd, path);
+        fprintf(stderr, "slm%s%s: cannot read %s\n", sp, cmd, path);
         free(buf);
         return NULL;
     }

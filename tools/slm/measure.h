@@ -7,7 +7,8 @@
 #include "slm.h"
 
 /* Reads a whole file (NUL-terminated; *len excludes the NUL); prints an error
- * naming `cmd` and returns NULL when it cannot. */
+ * naming `cmd` (NULL: none) and returns NULL when it cannot. Also used by
+ * run/chat for grammar and schema files (cli_grammar.c). */
 char *measure_read_file(const char *cmd, const char *path, size_t *len);
 /* Parses argv[*i + 1] as an integer in lo..hi for flag argv[*i]; 0 or -1 (printed). */
 int measure_int_arg(const char *cmd, int argc, char **argv, int *i, long lo, long hi, int *out);

@@ -23,7 +23,8 @@ typedef struct serve_job {
     slm_token *prompt;
     int n_prompt, max_tokens;
     slm_sampler *sampler;
-    slm_grammar *grammar;     /* response_format: attached to sampler, owned; NULL: free text */
+    slm_grammar *grammar;     /* response_format or tools: attached to sampler, owned; NULL: free text */
+    bool grammar_lazy;        /* tool_choice auto: the grammar waits for the tool-call tag (serve_tools.c) */
     char *stop[SERVE_MAX_STOP];
     int n_stop;
     bool ignore_eos;
@@ -125,6 +126,11 @@ typedef struct gen_ctx {
     char id[48];
     long long created;
     bool stream, include_usage;
+    bool tools;               /* the answer is read for tool calls (serve_tools.h) */
+    /* streaming with tools: what has gone to the client */
+    size_t sent_content;
+    int n_announced;          /* tool calls whose id and name were sent */
+    size_t sent_args[16];     /* SERVE_MAX_CALLS */
 } gen_ctx;
 
 /* Parses and checks a body, renders and tokenizes the prompt and queues the
@@ -140,6 +146,10 @@ char *api_final_json(const gen_ctx *g, const serve_config *cfg);
 char *api_chunk_event(const gen_ctx *g, const serve_config *cfg, const char *delta, size_t n, const char *finish,
                       bool role_chunk, bool usage_chunk);
 const char *api_finish_name(job_finish f);
+/* Streaming with tools: the events for the text so far (final: the job is
+ * done; then the closing chunk, usage and [DONE] are added too). May be ""
+ * when nothing new can be said yet. */
+char *api_tool_events(gen_ctx *g, const serve_config *cfg, const char *text, size_t len, bool final);
 
 /* ---- helpers ---------------------------------------------------------------- */
 

@@ -187,6 +187,13 @@ static bool next_events(conn *k) {
         }
     }
     char *ev = NULL;
+    if (k->g.tools && j->released > k->sent) {  /* content and tool-call deltas (may be "": wait for more) */
+        ev = api_tool_events(&k->g, cfg, j->text, j->released, false);
+        k->sent = j->released;
+        pthread_mutex_unlock(&j->mu);
+        set_pending(k, ev);
+        return ev != NULL;
+    }
     if (j->released > k->sent) {
         ev = api_chunk_event(&k->g, cfg, j->text + k->sent, j->released - k->sent, NULL, false, false);
         k->sent = j->released;
@@ -207,6 +214,12 @@ static bool next_events(conn *k) {
             if (a) snprintf(a, n, "data: %s\n\n", e);
             free(e);
         }
+    } else if (k->g.tools) {  /* the rest of the calls, the closing chunk, usage and [DONE] */
+        char *all = api_tool_events(&k->g, cfg, j->text, j->len, true);
+        pthread_mutex_unlock(&j->mu);
+        k->phase = 2;
+        set_pending(k, all);
+        return all != NULL;
     } else {
         a = api_chunk_event(&k->g, cfg, NULL, 0, api_finish_name(j->finish), false, false);
         if (k->g.include_usage) b = api_chunk_event(&k->g, cfg, NULL, 0, NULL, false, true);

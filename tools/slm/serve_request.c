@@ -2,6 +2,7 @@
  * (clients send many we do not use); known ones must have the right type and
  * range, or the request is refused with a message that names the field. */
 #include "serve_request.h"
+#include "serve_tools.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -147,17 +148,24 @@ static int get_messages(perr *e, const cJSON *root, serve_request *r) {
         if (!cJSON_IsString(role)) return fail(e, "messages", "each message needs a 'role' string");
         const char *rs = role->valuestring;
         if (!strcmp(rs, "developer")) rs = "system";  /* OpenAI's newer name for it */
-        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant")) {
+        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool")) {
             char q[64];
             serve_quote(q, sizeof q, role->valuestring, 40);
-            return fail(e, "messages", "unsupported role '%s' (system, user or assistant)", q);
+            return fail(e, "messages", "unsupported role '%s' (system, user, assistant or tool)", q);
         }
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!content) return fail(e, "messages", "each message needs 'content'");
         serve_message *dst = &r->messages[r->n_messages];
-        if (get_content(e, content, &dst->content)) return -1;
+        bool optional = false;  /* an assistant turn that only calls tools may have no content */
+        if (serve_tools_message(m, rs, &dst->tool_json, &optional, e->err, e->errcap)) {
+            *e->param = "messages";
+            return -1;
+        }
+        r->n_messages++;  /* counted now: free releases what this message holds whatever fails next */
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!content && !optional) return fail(e, "messages", "each message needs 'content'");
+        if (!content) dst->content = dup_str("");
+        else if (get_content(e, content, &dst->content)) return -1;
+        if (!dst->content) return fail(e, NULL, "out of memory");
         dst->role = dup_str(rs);
-        r->n_messages++;  /* counted now so that free releases content even if role's copy failed */
         if (!dst->role) return fail(e, NULL, "out of memory");
     }
     return 0;
@@ -263,6 +271,9 @@ static int parse_fields(perr *e, const cJSON *root, serve_kind kind, const serve
     if (get_stop(e, root, r) || get_bool(e, root, "stream", &r->stream) ||
         get_bool(e, root, "ignore_eos", &r->ignore_eos) || get_response_format(e, root, r))
         return -1;
+    if (kind == SERVE_CHAT && serve_tools_parse(root, &r->tools, e->err, e->errcap, e->param)) return -1;
+    if (r->tools && r->response_schema && r->tools->choice != TOOL_CHOICE_NONE)
+        return fail(e, "response_format", "give 'response_format' or 'tools' (with a tool_choice other than \"none\"), not both");
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) return fail(e, "stream_options", "'stream_options' must be an object");
@@ -304,7 +315,9 @@ void serve_request_free(serve_request *r) {
     for (int i = 0; i < r->n_messages; i++) {
         free(r->messages[i].role);
         free(r->messages[i].content);
+        free(r->messages[i].tool_json);
     }
+    serve_tools_free(r->tools);
     free(r->messages);
     free(r->prompt);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);

@@ -15,8 +15,9 @@
 typedef enum { SERVE_CHAT, SERVE_COMPLETION } serve_kind;
 
 typedef struct serve_message {
-    char *role;                   /* "system", "user" or "assistant" */
+    char *role;                   /* "system", "user", "assistant" or "tool" */
     char *content;
+    char *tool_json;              /* tool_calls / tool_call_id as a JSON object (serve_tools.h), or NULL */
 } serve_message;
 
 typedef struct serve_request {
@@ -36,6 +37,7 @@ typedef struct serve_request {
     /* response_format: the JSON Schema the output must satisfy ("json_object":
      * {"type":"object"}; "json_schema": its "schema", unformatted); NULL: free text */
     char *response_schema;
+    struct serve_tools *tools;    /* tools and tool_choice (serve_tools.h); NULL: none given */
 } serve_request;
 
 typedef struct serve_request_limits {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "serve.h"
+#include "serve_tools.h"
 
 typedef struct slot {
     serve_job *job;           /* NULL: free */
@@ -155,12 +156,30 @@ static void finish(serve_sched *s, int si, job_finish why, const char *msg) {
     metrics_gauges(qlen, active, s->n_slots);
 }
 
+/* tool_choice auto: once the text opens a tool call (serve_tools_trigger),
+ * the grammar takes the text from there on and holds the rest of the answer
+ * to tool calls. Only this thread writes j->text. If the grammar refuses
+ * what the tokens carried past the opening, the answer goes on
+ * unconstrained (and is read for calls as it is). */
+static void arm_lazy(serve_job *j, size_t before) {
+    size_t p = serve_tools_trigger(j->text, j->len, before);
+    if (p == (size_t)-1) return;
+    j->grammar_lazy = false;
+    if (slm_grammar_accept_bytes(j->grammar, j->text + p, j->len - p) ||
+        slm_sampler_set_grammar(j->sampler, j->grammar)) {
+        slm_sampler_set_grammar(j->sampler, NULL);
+        slm_grammar_free(j->grammar);
+        j->grammar = NULL;
+    }
+}
+
 /* A sampled token: record it, turn it into text, decide whether to go on. */
 static void take_token(serve_sched *s, int si, slm_token tok) {
     slot *sl = &s->slots[si];
     serve_job *j = sl->job;
-    if (j->grammar) {  /* response_format: the slot's own grammar state follows the tokens */
-        if (tok < 0) { finish(s, si, FINISH_ERROR, "no token of the vocabulary continues the response_format here"); return; }
+    bool constrained = j->grammar && !j->grammar_lazy;
+    if (constrained) {  /* response_format, tools: the slot's own grammar state follows the tokens */
+        if (tok < 0) { finish(s, si, FINISH_ERROR, "no token of the vocabulary continues the response_format or tool call here"); return; }
         if (slm_grammar_accept(j->grammar, tok)) {
             char msg[160];
             snprintf(msg, sizeof msg, "response_format: %s", slm_last_error());
@@ -175,11 +194,12 @@ static void take_token(serve_sched *s, int si, slm_token tok) {
     }
     /* with a grammar the end token is sampled only where the document is
      * complete, and nothing can follow it: it ends even with ignore_eos */
-    if ((!j->ignore_eos || j->grammar) && slm_token_is_eog(s->model, tok)) { finish(s, si, FINISH_STOP, NULL); return; }
+    if ((!j->ignore_eos || constrained) && slm_token_is_eog(s->model, tok)) { finish(s, si, FINISH_STOP, NULL); return; }
     char piece[256], out[256 + 8];
     size_t n = slm_token_to_bytes(s->model, tok, false, piece, sizeof piece);
     if (n > sizeof piece) n = 0;  /* no real token is this long */
     size_t w = slm_detok_push(&sl->detok, piece, n, out, sizeof out);
+    size_t before = j->len;
     pthread_mutex_lock(&j->mu);
     bool ok = append(j, out, w);
     j->n_gen++;
@@ -193,10 +213,11 @@ static void take_token(serve_sched *s, int si, slm_token tok) {
         finish(s, si, FINISH_STOP, NULL);
         return;
     }
+    if (j->grammar_lazy) arm_lazy(j, before);
     /* the document is complete and only the end token may follow: done (no
      * step spent sampling it; a document finished on the last allowed token
      * is not "length") */
-    if (j->grammar && slm_grammar_must_end(j->grammar)) { finish(s, si, FINISH_STOP, NULL); return; }
+    if (j->grammar && !j->grammar_lazy && slm_grammar_must_end(j->grammar)) { finish(s, si, FINISH_STOP, NULL); return; }
     if (j->n_gen >= j->max_tokens || slm_batch_n_past(s->batch, si) >= s->n_ctx) {
         finish(s, si, FINISH_LENGTH, NULL);
         return;
