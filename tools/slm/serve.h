@@ -1,7 +1,8 @@
 /* slm serve: what the server's files share. serve.c starts everything,
  * serve_http.c speaks HTTP (libmicrohttpd), serve_request.c parses bodies,
  * serve_sched.c runs the slots (continuous batching over slm_batch),
- * serve_metrics.c counts, serve_page.c holds the chat page. */
+ * serve_metrics.c counts, serve_page.c holds the chat page, serve_tools.c
+ * does tool calling. */
 #ifndef SLM_SERVE_H
 #define SLM_SERVE_H
 

@@ -68,8 +68,10 @@ int api_start(serve_config *cfg, serve_kind kind, const char *body, size_t len, 
         }
         char why[160];
         bool native = false;
-        if (!mj) st = SLM_ERR_NOMEM, snprintf(why, sizeof why, "out of memory");
-        else if (r.tools || tool_turns)  /* serve_tools.c: the template's tools, or the generic convention */
+        if (!mj) {
+            st = SLM_ERR_NOMEM;
+            snprintf(why, sizeof why, "out of memory");
+        } else if (r.tools || tool_turns)  /* serve_tools.c: the template's tools, or the generic convention */
             st = serve_tools_prompt(cfg->model, msgs, mj, (size_t)r.n_messages, r.tools, &toks, &n_toks, &native,
                                     why, sizeof why);
         else

@@ -1,6 +1,7 @@
 /* slm serve: an OpenAI-style request body, parsed and validated into a plain
- * C struct. Free of libmicrohttpd (the fuzzer links this file alone with
- * cJSON); every limit a client can push against is checked here. */
+ * C struct. Free of libmicrohttpd (the fuzzer links this file, with
+ * serve_tools.c for `tools`, and cJSON); every limit a client can push
+ * against is checked here. */
 #ifndef SLM_SERVE_REQUEST_H
 #define SLM_SERVE_REQUEST_H
 
