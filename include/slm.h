@@ -636,6 +636,42 @@ void slm_gguf_meta_format(const slm_gguf *g, uint64_t i, int max_items, char *bu
 uint64_t slm_gguf_n_tensors(const slm_gguf *g);
 void slm_gguf_tensor(const slm_gguf *g, uint64_t i, slm_tensor_desc *out);
 
+/* ---- vocabulary trimming (issue 15) ---------------------------------------- */
+
+/* What slm_trim_vocab keeps beyond the special, byte and user-defined tokens. */
+typedef struct slm_trim_vocab_params {
+    const char *const *texts;   /* plain corpus texts, tokenized as plain text */
+    size_t n_texts;
+    /* JSONL documents (an `slm eval` task or fine-tuning data): every string
+     * value of every line is a text, and a line with "messages" (or "chat":
+     * true with "prompt"/"answer") is also rendered through the model's chat
+     * template, with and without the assistant's answer. */
+    const char *const *jsonl;
+    size_t n_jsonl;
+    int keep_top;               /* also keep the N lowest-id tokens (0: none) */
+} slm_trim_vocab_params;
+
+typedef struct slm_trim_vocab_stats {
+    int n_vocab_in, n_vocab_out;
+    int n_rounds;               /* verification rounds until the corpus tokenized identically */
+    size_t n_texts;             /* texts tokenized (plain, JSON strings, chat renderings) */
+    uint64_t n_tokens;          /* their tokens with the full vocabulary */
+    uint64_t bytes_in, bytes_out;
+} slm_trim_vocab_stats;
+
+/* Writes a copy of the model at in_path whose vocabulary holds only the
+ * tokens the corpus needs: those its texts tokenize to, every piece the
+ * score-ordered merges pass through to build them, the byte tokens, every
+ * control / user-defined / unknown token and the special ids of the metadata.
+ * The corpus is then tokenized again with the trimmed vocabulary and must
+ * give the same pieces (missing tokens are added until it does). Ids are
+ * renumbered in their old order; the vocabulary arrays, the special-token ids,
+ * *.vocab_size, and the rows of token_embd.weight (and output.weight when
+ * untied) follow; everything else is copied. Temporary file + rename. stats
+ * may be NULL. */
+slm_status slm_trim_vocab(const char *in_path, const char *out_path, const slm_trim_vocab_params *p,
+                          slm_trim_vocab_stats *stats);
+
 /* ---- CPU ---------------------------------------------------------------- */
 
 /* Names the kernels chosen at start-up from the CPU's features, e.g. "avx512". */

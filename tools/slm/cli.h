@@ -120,6 +120,8 @@ int cmd_quantize(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_trim_vocab(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);   /* only when built with libmicrohttpd + cJSON */
 
 #endif

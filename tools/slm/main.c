@@ -23,6 +23,8 @@ static void usage(FILE *out) {
           "  eval        accuracy on a JSONL task (multiple choice, exact-match generation)\n"
           "  finetune    train a LoRA adapter (or every weight) on JSONL or text data\n"
           "  merge       fold a LoRA adapter into a copy of its base model\n"
+          "  trim-vocab  a copy of a model whose vocabulary keeps only what a corpus needs\n"
+          "  tokenize    print the tokens of a text, one per line\n"
           "\n"
           "  slm COMMAND --help  options of one command\n"
           "  slm --version       version and CPU kernels\n\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "imatrix")) return cmd_imatrix(argc - 2, argv + 2);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "finetune")) return cmd_finetune(argc - 2, argv + 2);
+    if (!strcmp(cmd, "trim-vocab")) return cmd_trim_vocab(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
 #ifdef SLM_HAVE_SERVE
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
 #else
