@@ -88,6 +88,15 @@ rm -f "$tmp/top.gguf"
 if [ -x "$PY" ] && "$PY" -c 'import gguf, numpy' 2>/dev/null; then
     n=$((n + 1))
     "$PY" tests/py/check_trimmed.py "$MODEL" "$out" "▁Room" "▁Golden" "<end_of_turn>" "<0xF0>" || fail "check_trimmed"
+    # a special id behind dropped tokens must be renumbered (Gemma's own are all below the first dropped id)
+    rm -f "$out"
+    cp "$MODEL" "$tmp/moved.gguf"
+    n=$((n + 1))
+    "$PY" tests/py/set_token_id.py "$tmp/moved.gguf" tokenizer.ggml.padding_token_id "<start_of_image>" >/dev/null ||
+        fail "set_token_id"
+    expect 0 "vocabulary" -- "$BIN" trim-vocab -m "$tmp/moved.gguf" -o "$out" --corpus "$tmp/corpus.txt"
+    n=$((n + 1))
+    "$PY" tests/py/check_trimmed.py "$tmp/moved.gguf" "$out" "<start_of_image>" || fail "check_trimmed (moved pad id)"
 else
     skip_part "no test venv python with gguf (scripts/test_venv.sh)"
 fi
