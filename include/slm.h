@@ -649,6 +649,10 @@ typedef struct slm_trim_vocab_params {
     const char *const *jsonl;
     size_t n_jsonl;
     int keep_top;               /* also keep the N lowest-id tokens (0: none) */
+    /* Every word of the plain texts is also kept as generated: alone and
+     * after one space (a name read as " Chiara" is written "Chiara" inside a
+     * JSON string). true: only the corpus's own tokens. */
+    bool no_word_forms;
 } slm_trim_vocab_params;
 
 typedef struct slm_trim_vocab_stats {

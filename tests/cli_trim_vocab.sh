@@ -77,6 +77,22 @@ na=$("$BIN" tokenize -m "$MODEL" -p "$odd" | wc -l); nb=$(wc -l < "$tmp/out")
 n=$((n + 1))
 [ "$("$BIN" tokenize -m "$out" -p "$odd" | tr -d '\n')" = "$odd" ] || fail "out-of-corpus text does not round-trip"
 
+# word forms: words read after a space are also kept as written without one
+# (a JSON answer quotes them); --no-word-forms keeps the corpus's tokens only
+words="Dragon Golden Maple Greetings sprint pencil"
+for w in $words; do
+    n=$((n + 1))
+    [ "$("$BIN" tokenize -m "$MODEL" -p "$w")" = "$("$BIN" tokenize -m "$out" -p "$w")" ] ||
+        fail "word form '$w' (no leading space) tokenizes differently in the trimmed model"
+done
+expect 0 "vocabulary" -- "$BIN" trim-vocab -m "$MODEL" -o "$tmp/nowf.gguf" --corpus "$tmp/corpus.txt" --no-word-forms
+differ=0
+for w in $words; do
+    [ "$("$BIN" tokenize -m "$MODEL" -p "$w")" = "$("$BIN" tokenize -m "$tmp/nowf.gguf" -p "$w")" ] || differ=$((differ + 1))
+done
+n=$((n + 1))
+[ "$differ" -gt 0 ] || fail "--no-word-forms: every word form still tokenizes as in the full model (the option does nothing?)"
+
 # --keep-top adds the lowest ids
 expect 0 "vocabulary  262144 -> [0-9]+" -- "$BIN" trim-vocab -m "$MODEL" -o "$tmp/top.gguf" --corpus "$tmp/corpus.txt" --keep-top 20000
 n=$((n + 1))

@@ -472,6 +472,75 @@ static slm_status encode_corpus(const slm_tokenizer *t, corpus *c, keeper *k, ui
     return SLM_OK;
 }
 
+/* A model writes the words it reads in other forms than it reads them: a
+ * name read as " Chiara" (after a space) is written as "Chiara" after a
+ * quote in a JSON answer. So every word of the plain corpus texts (a run
+ * between whitespace) is also kept in both forms, alone and after one space;
+ * these encodings widen the kept set only (the verified corpus is the texts
+ * themselves). A 64-bit hash set skips words already seen. */
+typedef struct { uint64_t *slot; size_t cap, n; } word_set;
+
+static bool word_seen(word_set *w, const char *s, size_t len) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    h |= 1; /* 0 marks an empty slot */
+    if ((w->n + 1) * 2 > w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 4096;
+        uint64_t *ns = calloc(nc, sizeof *ns);
+        if (!ns) return true;  /* out of memory: treat as seen (fewer forms kept, never wrong) */
+        for (size_t i = 0; i < w->cap; i++)
+            if (w->slot[i]) {
+                size_t j = w->slot[i] & (nc - 1);
+                while (ns[j]) j = (j + 1) & (nc - 1);
+                ns[j] = w->slot[i];
+            }
+        free(w->slot);
+        w->slot = ns;
+        w->cap = nc;
+    }
+    size_t j = h & (w->cap - 1);
+    for (; w->slot[j]; j = (j + 1) & (w->cap - 1))
+        if (w->slot[j] == h) return true;
+    w->slot[j] = h;
+    w->n++;
+    return false;
+}
+
+static slm_status keep_form(const slm_tokenizer *t, keeper *k, const char *s, size_t len) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    slm_status st = tok_encode(t, s, len, false, false, &ids, &n);
+    for (size_t j = 0; j < n && !st; j++) st = keep_ancestry(k, ids[j]);
+    free(ids);
+    return st;
+}
+
+static slm_status keep_word_forms(const slm_tokenizer *t, const corpus *c, keeper *k) {
+    word_set seen = { 0 };
+    char buf[130];
+    slm_status st = SLM_OK;
+    for (size_t i = 0; i < c->n && !st; i++) {
+        const char *x = c->v[i].text;
+        size_t len = c->v[i].len, a = 0;
+        if (c->v[i].special) continue;   /* chat renderings: their words are in the plain texts too */
+        while (a < len && !st) {
+            while (a < len && (x[a] == ' ' || x[a] == '\n' || x[a] == '\t' || x[a] == '\r')) a++;
+            size_t b = a;
+            while (b < len && !(x[b] == ' ' || x[b] == '\n' || x[b] == '\t' || x[b] == '\r')) b++;
+            size_t wl = b - a;
+            if (wl > 0 && wl < sizeof buf - 1 && !word_seen(&seen, x + a, wl)) {
+                buf[0] = ' ';
+                memcpy(buf + 1, x + a, wl);
+                st = keep_form(t, k, buf + 1, wl);
+                if (!st) st = keep_form(t, k, buf, wl + 1);
+            }
+            a = b;
+        }
+    }
+    free(seen.slot);
+    return st;
+}
+
 slm_status slm_trim_vocab(const char *in_path, const char *out_path, const slm_trim_vocab_params *p,
                           slm_trim_vocab_stats *stats) {
     if (!in_path || !out_path || !p) return slm_fail(SLM_ERR_INVALID_ARG, "slm_trim_vocab: NULL argument");
@@ -520,6 +589,7 @@ slm_status slm_trim_vocab(const char *in_path, const char *out_path, const slm_t
         if (p->jsonl[i]) st = add_jsonl(&c, m, p->jsonl[i], strlen(p->jsonl[i]), i);
     if (!st && c.n == 0) st = slm_fail(SLM_ERR_INVALID_ARG, "trim-vocab: the corpus is empty");
     if (!st) st = encode_corpus(t, &c, &k, &s.n_tokens);
+    if (!st && !p->no_word_forms) st = keep_word_forms(t, &c, &k);
     s.n_texts = c.n;
 
     /* check, widen where needed, until the corpus tokenizes identically */

@@ -12,19 +12,22 @@
 
 static void trim_help(FILE *out) {
     fputs("usage: slm trim-vocab -m IN.gguf --corpus FILE [--corpus FILE ...] [--task TASK.jsonl] -o OUT.gguf\n"
-          "                      [--keep-top N]\n"
+          "                      [--keep-top N] [--no-word-forms]\n"
           "Writes a copy of IN whose vocabulary keeps only the tokens the corpus tokenizes to, the pieces\n"
           "their merges pass through, the byte tokens <0x00>..<0xFF>, every control and user-defined\n"
           "token and the special ids; the corpus is checked to tokenize to the same pieces with the\n"
           "trimmed vocabulary. The embedding rows (and an untied output head) follow the kept tokens.\n"
-          "The model can then only produce kept tokens.\n\n"
+          "The model can then only produce kept tokens, so every word of the corpus is also kept in the\n"
+          "forms it is written in: alone and after a space (a name read as \" Chiara\" is written \"Chiara\"\n"
+          "inside a JSON string).\n\n"
           "  -m FILE        the model to trim\n"
           "  -o FILE        the trimmed copy (written to a temporary name, then renamed)\n"
           "  --corpus FILE  text the vocabulary must cover (repeatable); a name ending in .jsonl is read\n"
           "                 as JSONL like --task\n"
           "  --task FILE    JSONL (an `slm eval` task or fine-tuning data, repeatable): every string value,\n"
           "                 and each line with \"messages\" or \"chat\": true rendered through the chat template\n"
-          "  --keep-top N   also keep the N lowest ids (the specials and the most common pieces)\n", out);
+          "  --keep-top N   also keep the N lowest ids (the specials and the most common pieces)\n"
+          "  --no-word-forms  keep only the corpus's own tokens, not its words' other forms\n", out);
 }
 
 static bool ends_with(const char *s, const char *suf) {
@@ -36,6 +39,7 @@ int cmd_trim_vocab(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     const char *plain_paths[TRIM_MAX_FILES], *jsonl_paths[TRIM_MAX_FILES];
     int n_plain = 0, n_jsonl = 0, keep_top = 0;
+    bool no_word_forms = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { trim_help(stdout); return 0; }
@@ -56,6 +60,7 @@ int cmd_trim_vocab(int argc, char **argv) {
             }
             continue;
         }
+        if (!strcmp(a, "--no-word-forms")) { no_word_forms = true; continue; }
         if (!strcmp(a, "--keep-top")) {
             if (measure_int_arg("trim-vocab", argc, argv, &i, 0, 1 << 30, &keep_top)) return 2;
             continue;
@@ -84,7 +89,7 @@ int cmd_trim_vocab(int argc, char **argv) {
         if (!(jsonl[got_jsonl] = measure_read_file("trim-vocab", jsonl_paths[got_jsonl], &len))) goto done;
     }
     slm_trim_vocab_params p = { (const char *const *)plain, (size_t)n_plain, (const char *const *)jsonl,
-                                (size_t)n_jsonl, keep_top };
+                                (size_t)n_jsonl, keep_top, no_word_forms };
     slm_trim_vocab_stats s;
     double t0 = cli_now_ms();
     if (slm_trim_vocab(in, out, &p, &s)) {
