@@ -137,8 +137,12 @@ def usage_tokens(content):
 if run("queue"):
     res = {}
     def long_one():
-        res["long"] = request(post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 120,
+        # long enough that the queued stream waits past the keep-alive interval
+        # (half of --idle-timeout: 1 s) even on a fast machine
+        t0 = time.monotonic()
+        res["long"] = request(post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 480,
                                                         "ignore_eos": True, "temperature": 0}))
+        res["long_s"] = time.monotonic() - t0
     th = threading.Thread(target=long_one)
     th.start()
     time.sleep(0.5)
@@ -159,7 +163,11 @@ if run("queue"):
     check(status(res.get("stream", b"")) == 200 and data[-1:] == [b"[DONE]"] and finish == ["length"],
           f"a stream queued longer than --idle-timeout ends with its finish_reason and [DONE] "
           f"({len(data)} events, finish {finish})")
-    check(comments >= 1, f"the queued stream got SSE keep-alive comments while waiting ({comments})")
+    waited = res.get("long_s", 0) - 0.5   # the stream was queued 0.5 s after the long request started
+    if waited >= 1.5:
+        check(comments >= 1, f"the queued stream got SSE keep-alive comments while waiting ({comments}, {waited:.1f} s)")
+    else:  # a machine this fast cannot show it with this model; said, not counted as a pass
+        print(f"note: keep-alive comments not checked: the queued stream waited only {waited:.1f} s")
     check(status(res.get("long", b"")) == 200, "the long request before it was answered too")
     m = request(get("/metrics")).decode("utf-8", "replace")
     check("slm_queue_time_seconds_bucket" in m and "slm_queue_time_seconds_count" in m,
