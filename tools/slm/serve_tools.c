@@ -178,6 +178,16 @@ int serve_tools_parse(const void *rootv, serve_tools **out, char *err, size_t er
     }
     if (!rc && !(t->json = cJSON_PrintUnformatted(norm))) rc = tfail(err, errcap, param, NULL, "out of memory", NULL, NULL);
     cJSON_Delete(norm);
+    if (!rc) {  /* the grammar the calls will be held to must compile: refuse the request now, not mid-generation */
+        char *g = serve_tools_grammar(t);
+        slm_grammar *gr = NULL;
+        if (!g) rc = tfail(err, errcap, param, NULL, "out of memory", NULL, NULL);
+        else if (slm_grammar_new(NULL, g, strlen(g), &gr))
+            rc = tfail(err, errcap, param, "tools", "the tools' parameter schemas do not combine into a grammar: %s",
+                       slm_last_error(), NULL);
+        slm_grammar_free(gr);
+        free(g);
+    }
     if (rc) { serve_tools_free(t); return -1; }
     *out = t;
     return 0;
