@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat_tokens.h"
 #include "serve.h"
 #include "serve_tools.h"
 
@@ -74,8 +73,8 @@ int api_start(serve_config *cfg, serve_kind kind, const char *body, size_t len, 
         } else if (r.tools || tool_turns)  /* serve_tools.c: the template's tools, or the generic convention */
             st = serve_tools_prompt(cfg->model, msgs, mj, (size_t)r.n_messages, r.tools, &toks, &n_toks, &native,
                                     why, sizeof why);
-        else
-            st = chat_tokenize(cfg->model, msgs, (size_t)r.n_messages, true, &toks, &n_toks, why, sizeof why);
+        else if ((st = slm_chat_tokenize(cfg->model, msgs, (size_t)r.n_messages, true, &toks, NULL, &n_toks)))
+            snprintf(why, sizeof why, "%s", slm_last_error());
         free(msgs);
         free(mj);
         if (st) {

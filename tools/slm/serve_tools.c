@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_tokens.h"
 #include "serve_request.h"
 
 /* ---- request ----------------------------------------------------------------- */
@@ -485,7 +484,7 @@ static slm_status generic_prompt(const slm_model *m, const slm_chat_message *msg
         cv[q].content = txt[q].p ? txt[q].p : "";
     }
     if (st) snprintf(err, errcap, "out of memory");
-    else st = chat_tokenize(m, cv, k, true, out, n_out, err, errcap);
+    else if ((st = slm_chat_tokenize(m, cv, k, true, out, NULL, n_out))) snprintf(err, errcap, "%s", slm_last_error());
     for (size_t q = 0; txt && q <= n; q++) free(txt[q].p);
     free(txt);
     free(cv);
